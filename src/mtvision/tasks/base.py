@@ -1,0 +1,153 @@
+"""What a task type is: the one unit of extension (DESIGN §2).
+
+A :class:`Task` is an ``nn.Module`` holding its head and knowing everything else about
+the task: how a batch of its targets is collated, its loss, its metric, how a prediction
+is post-processed, drawn and written to JSON. Adding a task type means adding one module
+in this package that subclasses :class:`Task` and decorates it with :func:`register`.
+
+Heads read the neck's feature pyramid: ``features[i]`` has ``channels`` channels and
+stride ``strides[i]`` (finest first, e.g. strides 4, 8, 16, 32).
+
+Example:
+    >>> from mtvision.tasks import create_task, available_tasks
+    >>> "depth" in available_tasks()
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mtvision.data.record import TaskInfo
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register(kind: str) -> Callable[[type[Task]], type[Task]]:
+    """Class decorator adding a task type to the registry under ``kind``."""
+
+    def add(cls: type[Task]) -> type[Task]:
+        cls.kind = kind
+        TASKS[kind] = cls
+        return cls
+
+    return add
+
+
+def available_tasks() -> list[str]:
+    return sorted(TASKS)
+
+
+def create_task(kind: str, name: str, info: TaskInfo, channels: int, strides: list[int], **options: Any) -> Task:
+    """Build the task ``kind`` named ``name``; an unknown kind lists the valid ones."""
+    if kind not in TASKS:
+        raise ValueError(f"unknown task type {kind!r}; available: {', '.join(available_tasks())}")
+    return TASKS[kind](name=name, info=info, channels=channels, strides=strides, **options)
+
+
+class Metric:
+    """Accumulates sufficient statistics so the result is exact over a whole split.
+
+    Subclasses keep summable tensors in ``self.sums`` and per-item tensors that must be
+    concatenated (e.g. scores for an AP) in ``self.items``; :meth:`merge` then combines
+    metrics from several DDP ranks exactly, whatever the metric.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Tensor] = {}
+        self.items: dict[str, list[Tensor]] = {}
+
+    def update(self, prediction: Any, target: Any) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def add(self, key: str, value: Tensor) -> None:
+        value = value.detach().to("cpu", torch.float64)
+        self.sums[key] = self.sums[key] + value if key in self.sums else value
+
+    def append(self, key: str, value: Tensor) -> None:
+        self.items.setdefault(key, []).append(value.detach().cpu())
+
+    def merge(self, other: Metric) -> None:
+        for key, value in other.sums.items():
+            self.add(key, value)
+        for key, values in other.items.items():
+            self.items.setdefault(key, []).extend(values)
+
+
+class Task(nn.Module):
+    """Base class of every task type; subclasses build ``self.head`` in ``__init__``.
+
+    ``metrics_higher_is_better`` lists every metric the task reports with its direction
+    (Δm and best-checkpoint selection need it); ``primary_metric`` is the one used for
+    "best" when the config does not name another.
+    """
+
+    kind: ClassVar[str] = ""
+    target_kind: ClassVar[str] = ""  # the DatasetRecord target kind it consumes
+    primary_metric: ClassVar[str] = ""
+    metrics_higher_is_better: ClassVar[dict[str, bool]] = {}
+
+    def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int]) -> None:
+        super().__init__()
+        self.name = name
+        self.info = info
+        self.channels = channels
+        self.strides = list(strides)
+
+    # --- model side -----------------------------------------------------------------
+    def forward(self, features: list[Tensor], image_size: tuple[int, int]) -> Any:
+        """Prediction for the whole batch (raw: logits, maps...)."""
+        raise NotImplementedError
+
+    def forward_train(self, features: list[Tensor], image_size: tuple[int, int], target: Any,
+                      present: Tensor) -> tuple[Any, dict[str, Tensor]]:
+        """Prediction and losses; only images where ``present`` is true count.
+
+        The default computes the head on the whole batch and the loss on the present rows;
+        instance tasks override it to run their head on the present images only.
+        """
+        prediction = self(features, image_size)
+        return prediction, self.loss(select(prediction, present), target)
+
+    def loss(self, prediction: Any, target: Any) -> dict[str, Tensor]:
+        """Loss parts; key ``"loss"`` is the task loss the balancing layer sees."""
+        raise NotImplementedError
+
+    # --- data side ------------------------------------------------------------------
+    def collate(self, targets: list[Any]) -> Any:
+        """Batch the targets of the images labelled for this task."""
+        return torch.stack([torch.as_tensor(t) for t in targets])
+
+    def make_metric(self) -> Metric:
+        raise NotImplementedError
+
+    # --- output side ----------------------------------------------------------------
+    def postprocess(self, prediction: Any) -> list[Any]:
+        """Per-image outputs in a user-facing form (probabilities, metres, unit vectors)."""
+        raise NotImplementedError
+
+    def draw(self, image: np.ndarray, output: Any) -> np.ndarray:
+        """An RGB uint8 ``[H, W, 3]`` picture of one output, over or beside ``image``."""
+        raise NotImplementedError
+
+    def to_json(self, output: Any) -> Any:
+        """One image's output as JSON-ready Python values."""
+        raise NotImplementedError
+
+
+def select(prediction: Any, present: Tensor) -> Any:
+    """Rows of a batched prediction (tensor or dict of tensors) where ``present`` is true."""
+    if isinstance(prediction, Tensor):
+        return prediction[present]
+    if isinstance(prediction, dict):
+        return {k: select(v, present) for k, v in prediction.items()}
+    if isinstance(prediction, list):
+        return [p for p, keep in zip(prediction, present.tolist()) if keep]
+    raise TypeError(f"cannot select rows of a {type(prediction).__name__}")
