@@ -1,8 +1,8 @@
 """What a task type is: the one unit of extension (DESIGN §2).
 
 A :class:`Task` is an ``nn.Module`` holding its head and knowing everything else about
-the task: how a batch of its targets is collated, its loss, its metric, how a prediction
-is post-processed, drawn and written to JSON. Adding a task type means adding one module
+the task: its loss on the batched targets (see :class:`~mtvision.structures.Batch`), its
+metric, how a prediction is post-processed, drawn and written to JSON. Adding a task type means adding one module
 in this package that subclasses :class:`Task` and decorates it with :func:`register`.
 
 Heads read the neck's feature pyramid: ``features[i]`` has ``channels`` channels and
@@ -119,11 +119,6 @@ class Task(nn.Module):
     def loss(self, prediction: Any, target: Any) -> dict[str, Tensor]:
         """Loss parts; key ``"loss"`` is the task loss the balancing layer sees."""
         raise NotImplementedError
-
-    # --- data side ------------------------------------------------------------------
-    def collate(self, targets: list[Any]) -> Any:
-        """Batch the targets of the images labelled for this task."""
-        return torch.stack([torch.as_tensor(t) for t in targets])
 
     def make_metric(self) -> Metric:
         raise NotImplementedError

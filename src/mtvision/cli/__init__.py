@@ -1,0 +1,23 @@
+"""The ``mtvision`` command line (typer). The only place where names become objects.
+
+Subcommand groups live in sibling modules and are attached here, so ``mtvision --help``
+always lists every command.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="mtvision",
+    help="Multi-task learning for computer vision: one model, many tasks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+data_app = typer.Typer(help="Datasets: generate, preview, check, convert.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def main() -> None:
+    app()
