@@ -1,0 +1,221 @@
+"""Object detection, with optional instance masks and keypoints, on the shared pyramid.
+
+Built from torchvision's detection components — an RPN and ``RoIHeads`` with box, mask
+and keypoint branches (Mask / Keypoint R-CNN, He et al. 2017) — rather than a detector
+written from scratch. What mtvision changes is the plumbing around them:
+
+* image normalisation, resizing and batching stay in mtvision's data pipeline: the
+  detector reads the shared FPN features directly (no ``GeneralizedRCNNTransform``);
+* one pass serves every task: the same features feed the dense heads;
+* partial labels: only the images labelled for this task enter the RPN and RoI heads
+  (their feature rows are selected), so unlabelled images contribute no detection loss;
+* keypoints are class-agnostic with one fixed set of ``K`` per dataset (one keypoint head,
+  as in Keypoint R-CNN); a keypoint a class does not have is simply never visible.
+
+Labels are 0-based in mtvision and shifted by one inside (torchvision's 0 is background).
+
+Example:
+    >>> import torch
+    >>> from mtvision.data.record import TaskInfo
+    >>> task = Detection(name="objects", info=TaskInfo(kind="instances", classes=["a", "b"]),
+    ...                  channels=16, strides=[4, 8, 16, 32]).eval()
+    >>> feats = [torch.randn(1, 16, 64 // s, 64 // s) for s in (4, 8, 16, 32)]
+    >>> sorted(task(feats, (64, 64))[0])
+    ['boxes', 'labels', 'scores']
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+from torch import Tensor
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads, KeypointRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.roi_heads import RoIHeads, paste_masks_in_image
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.ops import MultiScaleRoIAlign
+
+from mtvision.data.record import TaskInfo
+from mtvision.draw import draw_instances
+from mtvision.structures import Instances
+from mtvision.tasks.base import Metric, Task, register
+from mtvision.tasks.detection_metric import DetectionMetric
+
+
+@register("detection")
+class Detection(Task):
+    """Boxes (+ masks, + keypoints) with a two-stage R-CNN on the shared FPN.
+
+    Args:
+        masks: add the instance-mask branch (Mask R-CNN).
+        keypoints: add the keypoint branch; ``K`` comes from ``info.keypoint_names``.
+        anchor_scale: anchor side = ``anchor_scale x stride`` per level (torchvision's FPN
+            default is 8; 4 suits the small objects of small images).
+        score_thresh, nms_thresh, detections_per_img: inference post-processing.
+        mask_threshold: probability above which a pasted mask pixel is foreground.
+    """
+
+    target_kind = "instances"
+    primary_metric = "bbox_ap50"
+
+    def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int], masks: bool = False,
+                 keypoints: bool = False, anchor_scale: float = 4.0, score_thresh: float = 0.05,
+                 nms_thresh: float = 0.5, detections_per_img: int = 100, mask_threshold: float = 0.5,
+                 hidden: int = 128) -> None:
+        super().__init__(name, info, channels, strides)
+        self.with_masks = masks
+        self.num_keypoints = len(info.keypoint_names) if keypoints else 0
+        if keypoints and not self.num_keypoints:
+            raise ValueError(f"task {name!r}: keypoints requested but the dataset names no keypoints")
+        self.mask_threshold = mask_threshold
+        levels = [str(i) for i in range(len(strides))]
+        self.rpn = _rpn(channels, strides, anchor_scale)
+        self.roi_heads = _roi_heads(channels, levels, len(info.classes) + 1, hidden, masks, self.num_keypoints,
+                                    score_thresh, nms_thresh, detections_per_img)
+        self.metrics_higher_is_better = {m: True for m in _metric_names(masks, bool(self.num_keypoints))}
+
+    def forward(self, features: list[Tensor], image_size: tuple[int, int]) -> list[dict[str, Tensor]]:
+        """Detections per image: boxes XYXY, 0-based labels, scores (+ masks, keypoints)."""
+        images, feats = _inputs(features, image_size)
+        proposals, _ = self.rpn(images, feats)
+        detections, _ = self.roi_heads(feats, proposals, images.image_sizes)
+        return [self._finish(d, image_size) for d in detections]
+
+    def forward_train(self, features: list[Tensor], image_size: tuple[int, int], target: list[Instances],
+                      present: Tensor) -> tuple[Any, dict[str, Tensor]]:
+        """Losses of the labelled images only (their feature rows); no predictions in training.
+
+        In eval mode torchvision's detector computes no loss, so validation returns the
+        predictions of the labelled images and an empty loss dict.
+        """
+        labelled = [f[present] for f in features]
+        if not self.training:
+            return self(labelled, image_size), {}
+        images, feats = _inputs(labelled, image_size)
+        targets = [self._torchvision_target(t) for t in target]
+        proposals, rpn_losses = self.rpn(images, feats, targets)
+        _, roi_losses = self.roi_heads(feats, proposals, images.image_sizes, targets)
+        parts = {**rpn_losses, **roi_losses}
+        return [], {"loss": sum(parts.values()), **{_PART_NAMES[k]: v.detach() for k, v in parts.items()}}
+
+    def loss(self, prediction: Any, target: Any) -> dict[str, Tensor]:
+        raise NotImplementedError("detection losses come from forward_train (the RoI heads sample with targets)")
+
+    def _torchvision_target(self, instances: Instances) -> dict[str, Tensor]:
+        """Instances -> torchvision's target dict; crowd and degenerate boxes are left out."""
+        boxes = instances.boxes.as_subclass(Tensor).float()
+        keep = ~instances.iscrowd.bool() & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        target = {"boxes": boxes[keep], "labels": instances.labels[keep] + 1}
+        if self.with_masks:
+            if instances.masks is None:
+                raise ValueError(f"task {self.name!r} trains masks but an image has instances without masks")
+            target["masks"] = instances.masks.as_subclass(Tensor)[keep]
+        if self.num_keypoints:
+            target["keypoints"] = _keypoint_triplets(instances, self.num_keypoints)[keep]
+        return target
+
+    def _finish(self, detection: dict[str, Tensor], image_size: tuple[int, int]) -> dict[str, Tensor]:
+        out = {"boxes": detection["boxes"], "labels": detection["labels"] - 1, "scores": detection["scores"]}
+        if "masks" in detection:  # [N, 1, 28, 28] probabilities in the box -> full-image masks
+            pasted = paste_masks_in_image(detection["masks"], detection["boxes"], image_size)
+            out["masks"] = pasted[:, 0] > self.mask_threshold
+        if "keypoints" in detection:
+            out["keypoints"] = detection["keypoints"][..., :2]
+            out["keypoint_scores"] = detection["keypoints_scores"]
+        return out
+
+    def make_metric(self) -> Metric:
+        return DetectionMetric(self.info, masks=self.with_masks, keypoints=bool(self.num_keypoints))
+
+    def postprocess(self, prediction: list[dict[str, Tensor]]) -> list[dict[str, np.ndarray]]:
+        return [{k: v.detach().cpu().numpy() for k, v in p.items()} for p in prediction]
+
+    def draw(self, image: np.ndarray, output: dict[str, np.ndarray], min_score: float = 0.3) -> np.ndarray:
+        keep = output["scores"] >= min_score
+        keypoints = output.get("keypoints")
+        return draw_instances(
+            image, output["boxes"][keep], output["labels"][keep].tolist(), self.info.classes,
+            scores=output["scores"][keep].tolist(),
+            masks=output["masks"][keep] if "masks" in output else None,
+            keypoints=keypoints[keep] if keypoints is not None else None,
+            skeleton=self.info.skeleton,
+        )
+
+    def to_json(self, output: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """One dict per detection: class, score, XYXY box, RLE mask, keypoints [x, y, score]."""
+        items = []
+        for i in range(len(output["scores"])):
+            item: dict[str, Any] = {"class": self.info.classes[int(output["labels"][i])],
+                                    "score": round(float(output["scores"][i]), 4),
+                                    "box": [round(float(v), 2) for v in output["boxes"][i]]}
+            if "masks" in output:
+                rle = mask_utils.encode(np.asfortranarray(output["masks"][i].astype(np.uint8)))
+                item["mask"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+            if "keypoints" in output:
+                item["keypoints"] = [[round(float(x), 2), round(float(y), 2), round(float(s), 3)] for (x, y), s
+                                     in zip(output["keypoints"][i], output["keypoint_scores"][i])]
+            items.append(item)
+        return items
+
+
+_PART_NAMES = {"loss_objectness": "rpn_objectness", "loss_rpn_box_reg": "rpn_box", "loss_classifier": "cls",
+               "loss_box_reg": "box", "loss_mask": "mask", "loss_keypoint": "keypoint"}
+
+
+def _metric_names(masks: bool, keypoints: bool) -> list[str]:
+    kinds = ["bbox"] + (["segm"] if masks else []) + (["kpt"] if keypoints else [])
+    return [f"{k}_{m}" for k in kinds for m in ("ap", "ap50", "ap75")]
+
+
+def _inputs(features: list[Tensor], image_size: tuple[int, int]) -> tuple[ImageList, OrderedDict[str, Tensor]]:
+    """torchvision's ImageList needs only the padded shape: a zero-cost expanded view."""
+    batch = features[0].shape[0]
+    canvas = features[0].new_zeros(1).expand(batch, 1, *image_size)
+    return ImageList(canvas, [tuple(image_size)] * batch), OrderedDict((str(i), f) for i, f in enumerate(features))
+
+
+def _keypoint_triplets(instances: Instances, num_keypoints: int) -> Tensor:
+    """[N, K, 3] (x, y, visibility) as Keypoint R-CNN expects; missing keypoints = invisible."""
+    n = len(instances)
+    if instances.keypoints is None:
+        return torch.zeros(n, num_keypoints, 3)
+    xy = instances.keypoints.as_subclass(Tensor).float()
+    return torch.cat([xy, instances.visibility.to(xy.dtype).unsqueeze(-1)], dim=-1)
+
+
+def _rpn(channels: int, strides: list[int], anchor_scale: float) -> RegionProposalNetwork:
+    sizes = tuple((int(anchor_scale * s),) for s in strides)
+    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(strides))
+    return RegionProposalNetwork(
+        anchors, RPNHead(channels, anchors.num_anchors_per_location()[0]),
+        fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5,
+        pre_nms_top_n={"training": 1000, "testing": 500}, post_nms_top_n={"training": 500, "testing": 300},
+        nms_thresh=0.7,
+    )
+
+
+def _roi_heads(channels: int, levels: list[str], num_classes: int, hidden: int, masks: bool, num_keypoints: int,
+               score_thresh: float, nms_thresh: float, detections_per_img: int) -> RoIHeads:
+    """Light box head (two 128-d FC layers) and, when asked, light mask / keypoint heads."""
+    branches: dict[str, Any] = {}
+    if masks:
+        branches.update(mask_roi_pool=MultiScaleRoIAlign(levels, 14, 2),
+                        mask_head=MaskRCNNHeads(channels, [hidden // 2] * 2, 1),
+                        mask_predictor=MaskRCNNPredictor(hidden // 2, hidden // 2, num_classes))
+    if num_keypoints:
+        branches.update(keypoint_roi_pool=MultiScaleRoIAlign(levels, 14, 2),
+                        keypoint_head=KeypointRCNNHeads(channels, [hidden // 2] * 4),
+                        keypoint_predictor=KeypointRCNNPredictor(hidden // 2, num_keypoints))
+    return RoIHeads(
+        MultiScaleRoIAlign(levels, 7, 2), TwoMLPHead(channels * 7 * 7, hidden), FastRCNNPredictor(hidden, num_classes),
+        fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=256, positive_fraction=0.25,
+        bbox_reg_weights=None, score_thresh=score_thresh, nms_thresh=nms_thresh,
+        detections_per_img=detections_per_img, **branches,
+    )
