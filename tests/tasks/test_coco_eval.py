@@ -119,3 +119,21 @@ def test_default_sigmas() -> None:
     assert len(default_sigmas(17)) == 17 and default_sigmas(17)[0] == 0.026
     assert default_sigmas(4) == [0.25] * 4
     assert default_sigmas(2, [0.1, 0.2]) == [0.1, 0.2]
+
+
+def test_eval_coco_command_prints_pycocotools_numbers(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from mtvision.cli import app
+
+    gt, results = _dataset()
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    run = CliRunner().invoke(app, ["eval-coco", str(tmp_path / "gt.json"), str(tmp_path / "res.json"),
+                                   "--iou", "segm", "--json"])
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.output)["ap"] == pytest.approx(_pycocotools(gt, results, "segm")[0], abs=1e-6)
+    bad = CliRunner().invoke(app, ["eval-coco", str(tmp_path / "gt.json"), str(tmp_path / "gt.json")])
+    assert bad.exit_code != 0 and "JSON list" in bad.output

@@ -21,3 +21,7 @@ app.add_typer(data_app, name="data")
 
 def main() -> None:
     app()
+
+
+# Subcommand modules register themselves on `app` / `data_app` when imported.
+from mtvision.cli import eval_coco as _eval_coco  # noqa: E402,F401
