@@ -60,6 +60,9 @@ class Detection(Task):
             default is 8; 4 suits the small objects of small images).
         score_thresh, nms_thresh, detections_per_img: inference post-processing.
         mask_threshold: probability above which a pasted mask pixel is foreground.
+        hidden: width of the box head's two FC layers; mask and keypoint heads use a quarter.
+        rois_per_image: RoIs sampled per image for the RoI heads in training (torchvision's
+            default 512 is for 800-px images; small images have few objects).
     """
 
     target_kind = "instances"
@@ -68,7 +71,7 @@ class Detection(Task):
     def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int], masks: bool = False,
                  keypoints: bool = False, anchor_scale: float = 4.0, score_thresh: float = 0.05,
                  nms_thresh: float = 0.5, detections_per_img: int = 100, mask_threshold: float = 0.5,
-                 hidden: int = 128) -> None:
+                 hidden: int = 128, rois_per_image: int = 64) -> None:
         super().__init__(name, info, channels, strides)
         self.with_masks = masks
         self.num_keypoints = len(info.keypoint_names) if keypoints else 0
@@ -78,7 +81,7 @@ class Detection(Task):
         levels = [str(i) for i in range(len(strides))]
         self.rpn = _rpn(channels, strides, anchor_scale)
         self.roi_heads = _roi_heads(channels, levels, len(info.classes) + 1, hidden, masks, self.num_keypoints,
-                                    score_thresh, nms_thresh, detections_per_img)
+                                    rois_per_image, score_thresh, nms_thresh, detections_per_img)
         self.metrics_higher_is_better = {m: True for m in _metric_names(masks, bool(self.num_keypoints))}
 
     def forward(self, features: list[Tensor], image_size: tuple[int, int]) -> list[dict[str, Tensor]]:
@@ -202,20 +205,22 @@ def _rpn(channels: int, strides: list[int], anchor_scale: float) -> RegionPropos
 
 
 def _roi_heads(channels: int, levels: list[str], num_classes: int, hidden: int, masks: bool, num_keypoints: int,
-               score_thresh: float, nms_thresh: float, detections_per_img: int) -> RoIHeads:
-    """Light box head (two 128-d FC layers) and, when asked, light mask / keypoint heads."""
+               rois_per_image: int, score_thresh: float, nms_thresh: float, detections_per_img: int) -> RoIHeads:
+    """Light heads: two FC layers for boxes; two narrow convs for masks (14x14 RoIs -> 28x28
+    masks) and for keypoints (7x7 RoIs -> 28x28 heatmaps, enough for small objects)."""
+    narrow = hidden // 4
     branches: dict[str, Any] = {}
     if masks:
         branches.update(mask_roi_pool=MultiScaleRoIAlign(levels, 14, 2),
-                        mask_head=MaskRCNNHeads(channels, [hidden // 2] * 2, 1),
-                        mask_predictor=MaskRCNNPredictor(hidden // 2, hidden // 2, num_classes))
+                        mask_head=MaskRCNNHeads(channels, [narrow] * 2, 1),
+                        mask_predictor=MaskRCNNPredictor(narrow, narrow, num_classes))
     if num_keypoints:
-        branches.update(keypoint_roi_pool=MultiScaleRoIAlign(levels, 14, 2),
-                        keypoint_head=KeypointRCNNHeads(channels, [hidden // 2] * 4),
-                        keypoint_predictor=KeypointRCNNPredictor(hidden // 2, num_keypoints))
+        branches.update(keypoint_roi_pool=MultiScaleRoIAlign(levels, 7, 2),
+                        keypoint_head=KeypointRCNNHeads(channels, [narrow] * 2),
+                        keypoint_predictor=KeypointRCNNPredictor(narrow, num_keypoints))
     return RoIHeads(
         MultiScaleRoIAlign(levels, 7, 2), TwoMLPHead(channels * 7 * 7, hidden), FastRCNNPredictor(hidden, num_classes),
-        fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=256, positive_fraction=0.25,
+        fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=rois_per_image, positive_fraction=0.25,
         bbox_reg_weights=None, score_thresh=score_thresh, nms_thresh=nms_thresh,
         detections_per_img=detections_per_img, **branches,
     )
