@@ -25,3 +25,5 @@ def main() -> None:
 
 # Subcommand modules register themselves on `app` / `data_app` when imported.
 from mtvision.cli import eval_coco as _eval_coco  # noqa: E402,F401
+from mtvision.cli import data as _data  # noqa: E402,F401
+from mtvision.cli import train as _train  # noqa: E402,F401
