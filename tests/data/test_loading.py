@@ -131,3 +131,17 @@ def test_synthetic_export_reads_back_as_rendered(tmp_path: Path) -> None:
         depth, true_depth = loaded.targets["depth"], rendered.targets["depth"]
         assert torch.equal(depth == 0, true_depth == 0) and (depth - true_depth).abs().max() <= 0.0005 + 1e-6
         assert (loaded.targets["normals"] - rendered.targets["normals"]).abs().max() <= 2.5e-4
+
+
+def test_labelme_embedded_image_is_decoded(fixtures_dir) -> None:
+    """apc2016_obj3.json carries its only usable copy of the pixels in imageData."""
+    from mtvision.data.formats import labelme
+
+    path = fixtures_dir / "labelme/wkentaro__labelme/examples/tutorial/apc2016_obj3.json"
+    record = labelme.read(path)
+    (image,) = record.images
+    sample = load_sample(record, image)
+    assert sample.size == (image.height, image.width)
+    assert "image_data" not in sample.meta
+    reference = np.array(Image.open(path.with_suffix(".jpg")).convert("RGB"))
+    assert np.abs(sample.image.permute(1, 2, 0).numpy().astype(int) - reference.astype(int)).mean() < 3

@@ -70,3 +70,12 @@ def test_image_level_labels_are_remapped() -> None:
                       {"tags": TaskInfo(kind="label", classes=["outdoor", "indoor"], multi_label=True)})
     result = merge_records([a, b])
     assert result.record.images[1].targets["tags"] == [1, 0]
+
+
+def test_unknown_size_is_taken_from_another_source() -> None:
+    csv = DatasetRecord(Path("/a"), [ImageRecord("img.png", 0, 0, targets={"scene": 1})],
+                        {"scene": TaskInfo(kind="label", classes=["in", "out"])})
+    result = merge_records([csv, _depth("/b", "img.png", size=12)])
+    assert result.conflicts == []
+    (image,) = result.record.images
+    assert (image.width, image.height) == (12, 12) and set(image.targets) == {"scene", "depth"}

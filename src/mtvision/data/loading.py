@@ -23,6 +23,9 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Callable
@@ -60,13 +63,14 @@ def load_sample(record: DatasetRecord, image: ImageRecord, tasks: Collection[str
     """
     names = _select_tasks(record, tasks)
     path = record.image_path(image)
-    pixels = load_image(path)
+    pixels = load_image(path, embedded=image.meta.get("image_data"))
     size = (int(pixels.shape[-2]), int(pixels.shape[-1]))
     if image.width > 0 and image.height > 0 and (image.height, image.width) != size:
         raise FormatError(path, "", f"decoded size {size[1]}x{size[0]} differs from the record's "
                                     f"{image.width}x{image.height} (EXIF rotation or a stale annotation?)")
     targets = {task: _target(record, image, task, size) for task in names if task in image.targets}
-    meta = {"file_name": image.file_name, "id": image.id, "path": str(path), "orig_size": size, **image.meta}
+    meta = {"file_name": image.file_name, "id": image.id, "path": str(path), "orig_size": size,
+            **{k: v for k, v in image.meta.items() if k != "image_data"}}
     return Sample(image=pixels, targets=targets, meta=meta)
 
 
@@ -78,12 +82,17 @@ def _select_tasks(record: DatasetRecord, tasks: Collection[str] | None) -> list[
     return list(tasks)
 
 
-def load_image(path: str | Path) -> tv_tensors.Image:
-    """Decode ``path`` to ``uint8 [3, H, W]`` RGB; a missing or broken file raises :class:`CorruptImageError`."""
+def load_image(path: str | Path, embedded: str | None = None) -> tv_tensors.Image:
+    """Decode ``path`` to ``uint8 [3, H, W]`` RGB; a missing or broken file raises :class:`CorruptImageError`.
+
+    ``embedded`` is a base64 image carried inside the annotation (LabelMe's ``imageData``);
+    it is decoded instead of ``path`` when the export holds the only copy of the pixels.
+    """
     try:
-        with PILImage.open(path) as im:
+        source = io.BytesIO(base64.b64decode(embedded, validate=True)) if embedded else path
+        with PILImage.open(source) as im:
             rgb = np.array(im.convert("RGB"))  # convert() decodes fully, so truncation surfaces here
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as err:
+    except (OSError, SyntaxError, ValueError, binascii.Error, PILImage.DecompressionBombError) as err:
         raise CorruptImageError(path, str(err)) from err
     return tv_tensors.Image(torch.from_numpy(rgb).permute(2, 0, 1).contiguous())
 

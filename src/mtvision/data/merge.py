@@ -91,9 +91,11 @@ def _adopt_tasks(tasks: dict[str, TaskInfo], incoming: dict[str, TaskInfo]) -> d
 def _add_targets(into: ImageRecord, image: ImageRecord, source: DatasetRecord, index: int,
                  remaps: dict[str, list[int | None]], tasks: dict[str, TaskInfo]) -> list[Conflict]:
     name = match_key(image)
-    if (into.width, into.height) != (image.width, image.height):
+    if _known(image) and _known(into) and (into.width, into.height) != (image.width, image.height):
         return [Conflict(name, index, f"size {image.width}x{image.height} differs from "
                                       f"{into.width}x{into.height} given by an earlier source")]
+    if not _known(into):  # readers give 0x0 when the export does not say (e.g. a CSV row)
+        into.width, into.height = image.width, image.height
     conflicts = []
     for task, target in image.targets.items():
         if task in into.targets:
@@ -109,6 +111,10 @@ def _add_targets(into: ImageRecord, image: ImageRecord, source: DatasetRecord, i
             continue
         into.targets[task] = _absolute_target(remapped, source.root)
     return conflicts
+
+
+def _known(image: ImageRecord) -> bool:
+    return image.width > 0 and image.height > 0
 
 
 def _remap(target: ImageTarget, remap: list[int | None], classes: list[str]) -> tuple[ImageTarget, set[str]]:
