@@ -101,14 +101,6 @@ def test_horizontal_flip_moves_every_instance_field_together() -> None:
     assert out.attributes == [{"i": 0}, {"i": 1}, {"i": 2}] and out.visibility.tolist() == [[2, 2], [1, 0], [0, 2]]
 
 
-@pytest.mark.xfail(strict=True, reason="torchvision flips KeyPoints as pixel indices (x -> W - 1 - x) but boxes "
-                                       "as edges (x -> W - x); mtvision's keypoints are continuous like boxes")
-def test_horizontal_flip_keypoints_follow_the_box_convention() -> None:
-    sample = Sample(tv_tensors.Image(torch.zeros(3, 4, 4)), {"objects": _instances()})
-    out = v2.RandomHorizontalFlip(p=1.0)(sample).targets["objects"]
-    assert out.keypoints[0, 0].tolist() == [4.0, 1.0]  # the box's x1 = 0 went to 4 as well
-
-
 def test_batch_to_keeps_instances() -> None:
     batch = Batch(images=torch.zeros(1, 3, 4, 4), targets={"objects": [_instances()]},
                   present={"objects": torch.tensor([True])}, meta=[{}])
