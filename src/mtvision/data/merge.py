@@ -143,10 +143,10 @@ def _with_class_ids(target: ImageTarget, ids: list[int]) -> ImageTarget:
 
 
 def _absolute(image: ImageRecord, root: Path) -> ImageRecord:
-    return replace(image, file_name=str(resolve(root, image.file_name)))
+    return replace(image, file_name=str(resolve(Path(root).absolute(), image.file_name)))
 
 
 def _absolute_target(target: ImageTarget, root: Path) -> ImageTarget:
     if isinstance(target, DenseRef):
-        return replace(target, path=str(resolve(root, target.path)))
+        return replace(target, path=str(resolve(Path(root).absolute(), target.path)))
     return target

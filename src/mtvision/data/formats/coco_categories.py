@@ -44,10 +44,11 @@ def parse_categories(entries: Any, anns: list, path: str | Path, skeleton_base: 
         raise FormatError(path, "categories", "must be a list")
     cats = sorted((_category(c, path, i) for i, c in enumerate(entries)), key=lambda c: c["id"])
     for field_name in ("id", "name"):
-        values = [c[field_name] for c in cats]
-        dup = next((v for i, v in enumerate(values) if v in values[:i]), None)
-        if dup is not None:
-            raise FormatError(path, "categories", f"duplicate category {field_name} {dup!r}")
+        seen: set[Any] = set()
+        for cat in cats:
+            if cat[field_name] in seen:
+                raise FormatError(path, "categories", f"duplicate category {field_name} {cat[field_name]!r}")
+            seen.add(cat[field_name])
     names, pairs = _keypoint_definition(cats, path)
     k = len(names) or _keypoint_count(anns)
     return CocoTaskInfo(
