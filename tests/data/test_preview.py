@@ -68,3 +68,12 @@ def test_cli_preview_of_a_non_combined_file_fails_cleanly(tmp_path: Path) -> Non
     (tmp_path / "coco.json").write_text("{}")
     result = CliRunner().invoke(app, ["data", "preview", str(tmp_path / "coco.json"), "--out", str(tmp_path)])
     assert result.exit_code == 1 and "not a combined-format JSON" in result.output
+
+
+def test_cli_preview_with_augmentation(tmp_path: Path) -> None:
+    ok = CliRunner().invoke(app, ["data", "preview", "synthetic", "--out", str(tmp_path / "a"), "--num", "2",
+                                  "--size", "32", "--augment", "strong"])
+    assert ok.exit_code == 0, ok.output
+    assert len(list((tmp_path / "a").glob("*.png"))) == 2
+    bad = CliRunner().invoke(app, ["data", "preview", "synthetic", "--out", str(tmp_path / "b"), "--augment", "wild"])
+    assert bad.exit_code == 1 and "unknown augmentation preset 'wild'" in bad.output

@@ -4,14 +4,14 @@ Example (shell)::
 
     mtvision data synth --out data/synth --num 200 --size 128 --seed 0
     mtvision data preview data/synth/dataset.json --out previews --num 8
-    mtvision data preview synthetic --out previews
+    mtvision data preview synthetic --out previews --augment strong
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Callable, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,6 +24,8 @@ from mtvision.data.preview import preview
 from mtvision.data.record import TaskInfo
 from mtvision.data.synthetic import SyntheticDataset, synthetic_tasks
 from mtvision.data.synthetic_export import export_synthetic
+from mtvision.data.transforms import build_transforms
+from mtvision.structures import Sample
 
 console = Console()
 
@@ -51,11 +53,14 @@ def preview_command(
     num: Num = 8,
     size: Size = 128,
     seed: Seed = 0,
+    augment: Annotated[str, typer.Option("--augment", help="Apply a training augmentation preset first "
+                                                          "(none, light, default, strong) to check it.")] = "",
 ) -> None:
     """Draw images with all their annotations (boxes, masks, keypoints, dense maps, labels), one PNG each."""
     samples, infos = _open(source, num, size, seed)
     try:
-        paths = preview((samples[i] for i in range(min(num, len(samples)))), infos, out)
+        transform = _augmentation(augment, samples[0], infos) if augment else None
+        paths = preview((samples[i] for i in range(min(num, len(samples)))), infos, out, transform=transform)
     except FormatError as err:
         _fail(str(err))
     console.print(f"[green]wrote[/green] {len(paths)} previews -> [bold]{out}[/bold]")
@@ -72,6 +77,15 @@ def _open(source: str, num: int, size: int, seed: int) -> tuple[MultiTaskDataset
     except FormatError as err:
         _fail(str(err))
     return dataset, dataset.tasks
+
+
+def _augmentation(preset: str, first: Sample, infos: dict[str, TaskInfo]) -> Callable[[Sample], Sample]:
+    """The training pipeline of ``preset`` at the first image's size (keypoint flips from the tasks)."""
+    flip_idx = {name: info.flip_idx for name, info in infos.items() if info.flip_idx}
+    try:
+        return build_transforms(preset, first.size, flip_idx=flip_idx, train=True)  # type: ignore[arg-type]
+    except ValueError as err:
+        _fail(str(err))
 
 
 def _fail(message: str) -> NoReturn:
