@@ -15,7 +15,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-data_app = typer.Typer(help="Datasets: generate, preview, check, convert.", no_args_is_help=True)
+data_app = typer.Typer(help="Datasets: synth, preview, merge, check, stats, convert.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 
@@ -27,3 +27,4 @@ def main() -> None:
 from mtvision.cli import eval_coco as _eval_coco  # noqa: E402,F401
 from mtvision.cli import data as _data  # noqa: E402,F401
 from mtvision.cli import train as _train  # noqa: E402,F401
+from mtvision.cli import data_tools as _data_tools  # noqa: E402,F401

@@ -1,0 +1,205 @@
+"""The run configuration: typed pydantic models, loaded from YAML plus ``key=value`` overrides.
+
+Every field has a default and a comment saying why it has that value; the defaults *are*
+the demo (``configs/demo.yaml`` is this file's defaults written out), so ``mtvision train``
+with no arguments needs no file at all. Unknown keys are errors (``extra="forbid"``), and
+every error names the dotted field path and, for a typo, the closest valid key.
+
+The CLI turns a :class:`Config` into objects; nothing below the CLI ever sees it.
+
+Example:
+    >>> cfg = load_config(None, ["train.epochs=3", "model.backbone=resnet18"])
+    >>> cfg.train.epochs, cfg.model.backbone
+    (3, 'resnet18')
+    >>> load_config(None, ["train.epoch=3"])
+    Traceback (most recent call last):
+    ...
+    mtvision.config.ConfigError: unknown key 'train.epoch' — did you mean 'train.epochs'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunConfig(_Section):
+    name: str = "demo"  # run folder runs/<name>; auto-incremented (demo2, demo3...) if it exists
+    seed: int = 0  # seeds model init, shuffling and augmentation: same seed, same run
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")  # auto = CUDA when present, else CPU
+    output: str = "runs"  # parent folder of every run
+    threads: Union[int, None] = Field(None, ge=1)  # CPU threads for torch; None = torch's default (all cores)
+
+
+class SyntheticConfig(_Section):
+    num_train: int = Field(1600, ge=1)  # enough scenes for the demo to learn every task in its 5-minute CPU budget
+    num_val: int = Field(200, ge=1)  # validation scenes; rendered from a different seed than training
+    size: int = Field(64, ge=16)  # rendered side in pixels; 64 keeps the demo CPU-friendly
+    max_objects: int = Field(4, ge=0)  # objects per scene; more = harder segmentation and depth
+    seed: int = 0  # scene seed; the cache folder is keyed on all of these settings
+
+
+class DataConfig(_Section):
+    source: str = "synthetic"  # "synthetic", or a combined-format dataset JSON (the training split)
+    val: Union[str, None] = None  # combined-format JSON of the validation split; None = hold out val_fraction
+    val_fraction: float = Field(0.1, gt=0, lt=1)  # share of `source` held out when `val` is not given
+    synthetic: SyntheticConfig = SyntheticConfig()  # used only when source is "synthetic"
+    cache: str = ".cache/synthetic"  # generated scenes are cached here, keyed on their settings
+    image_size: Union[int, tuple[int, int]] = 64  # network input (H, W) or one side; every image is resized to it
+    augment: Literal["none", "light", "default", "strong"] = "light"  # joint augmentation preset for training
+    batch_size: int = Field(32, ge=1)  # per process; under torchrun the global batch is N times this
+    workers: int = Field(0, ge=0)  # data-loader processes; 0 loads in the main process (best on 2 cores)
+    skip_corrupt: bool = False  # skip unreadable images instead of failing (logged); off = fail loudly
+
+
+class TaskConfig(_Section):
+    type: str  # task type from the registry: classification, semantic_segmentation, depth, normals, edges
+    options: dict[str, Any] = {}  # keyword arguments of that task type (e.g. loss options)
+
+
+def _default_tasks() -> dict[str, TaskConfig]:
+    # Every image-level and dense task of the synthetic scenes: they share geometry (depth,
+    # normals, edges) and semantics (semseg, classes), which is what multi-task learning exploits.
+    kinds = {"classes": "classification", "lighting": "classification", "semseg": "semantic_segmentation",
+             "depth": "depth", "normals": "normals", "edges": "edges"}
+    return {name: TaskConfig(type=kind) for name, kind in kinds.items()}
+
+
+class ModelConfig(_Section):
+    # Any timm model with features_only; this 0.4M-parameter ResNet learned the demo best per CPU second.
+    backbone: str = "test_resnet.r160_in1k"
+    pretrained: Union[bool, str] = False  # True = timm weights, a path = local weights; the demo trains from scratch
+    neck_channels: int = Field(64, ge=1)  # FPN width shared by every head; small keeps heads light
+
+
+class BalancingConfig(_Section):
+    method: str = "ew"  # "ew" (equal weights) or "fixed"; more methods come with mtvision.balancing
+    weights: dict[str, float] = {}  # per-task weights for "fixed"; a task not listed weighs 1
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1)  # passes over the training split
+    lr: float = Field(2e-3, gt=0)  # AdamW peak learning rate (after warmup)
+    weight_decay: float = Field(1e-4, ge=0)  # AdamW decoupled weight decay
+    warmup_epochs: float = Field(1.0, ge=0)  # linear warmup length; keeps early steps of a fresh model stable
+    schedule: Literal["cosine", "constant"] = "cosine"  # learning rate after warmup
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto = bf16 (or fp16) on CUDA, off on CPU
+    grad_clip: Union[float, None] = Field(10.0, gt=0)  # max global gradient norm; None = no clipping
+    patience: Union[int, None] = Field(None, ge=1)  # early stop after this many evaluations without a new best
+    best_metric: Union[str, None] = "val/semseg/mIoU"  # metric selecting best.pt; None = first task's primary metric
+    best_mode: Literal["auto", "max", "min"] = "auto"  # auto = the metric's own direction
+    max_nonfinite: int = Field(5, ge=1)  # stop after this many consecutive steps with a NaN/inf loss
+    eval_every: int = Field(1, ge=1)  # validate every N epochs (and always after the last)
+    predict_images: int = Field(4, ge=0)  # validation samples drawn with every task's prediction
+    predict_every_epoch: bool = False  # draw predictions after every evaluation, not only at the end
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as False; accept it as the string it looks like.
+        return "off" if value is False else value
+
+
+class LoggingConfig(_Section):
+    tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard package)
+
+
+class Config(_Section):
+    """The whole run: one section per concern."""
+
+    run: RunConfig = RunConfig()
+    data: DataConfig = DataConfig()
+    tasks: dict[str, TaskConfig] = Field(default_factory=_default_tasks)
+    model: ModelConfig = ModelConfig()
+    balancing: BalancingConfig = BalancingConfig()
+    train: TrainConfig = TrainConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+class ConfigError(ValueError):
+    """A config that does not validate; the message lists every problem with its field path."""
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None, base: dict[str, Any] | None = None
+                ) -> Config:
+    """Read ``path`` (or start from ``base``, or the defaults), apply ``key=value`` overrides, validate.
+
+    Override values are parsed as YAML scalars (``3`` is an int, ``[64, 64]`` a list,
+    ``null`` None); a task set to ``null`` is removed (``tasks.edges=null``).
+    """
+    data = dict(base or {})
+    if path is not None:
+        data = _read_yaml(Path(path))
+    for item in overrides or []:
+        if item.startswith("tasks.") and "tasks" not in data:  # edit the default tasks, not an empty set
+            data["tasks"] = {name: task.model_dump() for name, task in _default_tasks().items()}
+        _apply_override(data, item)
+    if isinstance(data.get("tasks"), dict):
+        data["tasks"] = {k: v for k, v in data["tasks"].items() if v is not None}
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError("\n".join(where + _describe(e) for e in error.errors())) from None
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML (what ``runs/<name>/config.yaml`` holds)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(data).__name__}")
+    return data
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} is not key=value (e.g. train.epochs=3)")
+    *parents, leaf = key.split(".")
+    node = data
+    for depth, part in enumerate(parents):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {item!r}: '{'.'.join(parents[:depth + 1])}' is a value, not a section")
+    node[leaf] = yaml.safe_load(text) if text else None
+
+
+def _describe(error: Any) -> str:
+    loc = tuple(str(part) for part in error["loc"])
+    dotted = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        valid = _keys_at(Config, loc[:-1])
+        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+        prefix = ".".join(loc[:-1] + (close[0],)) if close else ""
+        hint = f"did you mean '{prefix}'?" if close else f"valid keys: {', '.join(valid)}"
+        return f"unknown key '{dotted}' — {hint}"
+    return f"{dotted}: {error['msg']} (got {error.get('input')!r})"
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
+    """The valid field names of the section at ``loc`` (dict-of-section keys are skipped)."""
+    parts = list(loc)
+    while parts:
+        annotation = model.model_fields[parts.pop(0)].annotation
+        if typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+            parts = parts[1:]
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

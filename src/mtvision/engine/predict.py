@@ -1,0 +1,119 @@
+"""Run a trained model on images and show what every task predicts.
+
+One forward pass answers every task; each task then post-processes its own output
+(probabilities, metres, unit normals...), draws it (``Task.draw``) and writes it to JSON
+(``Task.to_json``). Outputs are in the model's input frame (the image resized/letterboxed
+to the training size), which is also the frame the drawings are in.
+
+Example:
+    >>> import torch
+    >>> denormalize(torch.zeros(1, 3, 2, 2))[0][0, 0].tolist()  # the ImageNet mean colour
+    [124, 116, 104]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image as PILImage
+from torch import Tensor
+from torchvision import tv_tensors
+
+from mtvision.data.dataset import collate
+from mtvision.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from mtvision.draw import save_png, tile
+from mtvision.engine.step import autocast
+from mtvision.models import MultiTaskModel
+from mtvision.structures import Sample
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+Outputs = dict[str, list[Any]]  # task -> one post-processed output per image
+
+
+def denormalize(images: Tensor) -> list[np.ndarray]:
+    """Normalised ``[B, 3, H, W]`` images back to RGB ``uint8`` ``[H, W, 3]`` arrays."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    pixels = ((images.detach().float().cpu() * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+    return [image.permute(1, 2, 0).numpy() for image in pixels]
+
+
+@torch.no_grad()
+def predict(model: MultiTaskModel, images: Tensor, device: torch.device,
+            amp_dtype: torch.dtype | None = None) -> Outputs:
+    """Every task's post-processed outputs for a batch of normalised images."""
+    model.eval()
+    images = images.to(device)
+    with autocast(device, amp_dtype):
+        predictions = model(images)
+    return {name: model.tasks[name].postprocess(prediction) for name, prediction in predictions.items()}
+
+
+def draw_image(model: MultiTaskModel, image: np.ndarray, outputs: Outputs, index: int,
+               min_side: int = 160) -> np.ndarray:
+    """The input and one picture per task, side by side, each titled with its task name.
+
+    Small images are enlarged (nearest) to ``min_side`` first, so titles and class names fit.
+    """
+    factor = -(-min_side // min(image.shape[:2]))
+    if factor > 1:
+        image = np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+    pictures = [image] + [model.tasks[name].draw(image, outs[index]) for name, outs in outputs.items()]
+    return tile(pictures, titles=["input", *outputs], columns=len(pictures))
+
+
+def save_prediction_grid(model: MultiTaskModel, dataset: Any, indices: Iterable[int], folder: Path,
+                         device: torch.device, amp_dtype: torch.dtype | None = None) -> list[Path]:
+    """Draw the predictions for ``dataset[i]`` of every index into ``folder/<i>.png``."""
+    batch = collate([dataset[i] for i in indices])
+    outputs = predict(model, batch.images, device, amp_dtype)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for row, (index, image) in enumerate(zip(indices, denormalize(batch.images))):
+        paths.append(folder / f"{index:04d}.png")
+        save_png(draw_image(model, image, outputs, row), str(paths[-1]))
+    return paths
+
+
+def find_images(source: Path) -> list[Path]:
+    """``source`` itself if it is an image file, else the images directly inside the folder."""
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise FileNotFoundError(f"no image or folder at {source}")
+    found = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {source}")
+    return found
+
+
+def predict_files(model: MultiTaskModel, paths: Sequence[Path], out: Path, transform: Callable[[Sample], Sample],
+                  device: torch.device, amp_dtype: torch.dtype | None = None, batch_size: int = 8) -> Path:
+    """Predict every image file: ``out/<task>/<stem>.png`` overlays, ``out/<stem>.png``
+    all tasks side by side, and ``out/predictions.json`` with every task's ``to_json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    records: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        images = torch.stack([transform(_read(path)).image.as_subclass(Tensor) for path in chunk])
+        outputs = predict(model, images, device, amp_dtype)
+        for row, (path, image) in enumerate(zip(chunk, denormalize(images))):
+            records[path.name] = {name: model.tasks[name].to_json(outs[row]) for name, outs in outputs.items()}
+            for name, outs in outputs.items():
+                (out / name).mkdir(exist_ok=True)
+                save_png(model.tasks[name].draw(image, outs[row]), str(out / name / f"{path.stem}.png"))
+            save_png(draw_image(model, image, outputs, row), str(out / f"{path.stem}.png"))
+    json_path = out / "predictions.json"
+    json_path.write_text(json.dumps(records, indent=1))
+    return json_path
+
+
+def _read(path: Path) -> Sample:
+    with PILImage.open(path) as picture:
+        pixels = np.asarray(picture.convert("RGB"))
+    return Sample(tv_tensors.Image(torch.from_numpy(pixels.copy()).permute(2, 0, 1)), meta={"file_name": path.name})

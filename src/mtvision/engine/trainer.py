@@ -1,0 +1,258 @@
+"""The training loop around :func:`~mtvision.engine.step.train_step`: epochs, validation,
+best checkpoint, early stopping, resume, logs and plots -- and nothing that touches the
+weights, which is the step's job alone.
+
+The trainer takes objects and a small :class:`TrainSettings`; it never sees the config
+(the CLI builds everything). Under ``torchrun`` every rank runs the same loop; rank 0
+alone prints, logs and saves.
+
+Example:
+    >>> trainer = Trainer(model, train_set, val_set, TrainSettings(epochs=3), run_dir=Path("runs/x"))  # doctest: +SKIP
+    >>> summary = trainer.fit()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from mtvision.data.dataset import collate
+from mtvision.engine import checkpoint as ckpt
+from mtvision.engine.console import epoch_progress, metric_table
+from mtvision.engine.distributed import DistInfo, ShardSampler, sync_buffers, train_sampler, unwrap, wrap_model
+from mtvision.engine.evaluate import Results, evaluate, higher_is_better, is_better
+from mtvision.engine.loggers import CSVLogger, Row, TensorBoardLogger
+from mtvision.engine.optim import build_optimizer, build_scheduler, resolve_amp
+from mtvision.engine.plots import plot_results
+from mtvision.engine.predict import save_prediction_grid
+from mtvision.engine.step import LossBalancer, NonFiniteLossError, StaticWeights, StepParts, train_step
+
+
+@dataclass
+class TrainSettings:
+    """How to train; every field mirrors a ``train.*`` / ``data.*`` config key."""
+
+    epochs: int = 10
+    batch_size: int = 16
+    workers: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    schedule: str = "cosine"
+    amp: str = "auto"
+    grad_clip: float | None = 10.0
+    patience: int | None = None
+    best_metric: str | None = None  # "val/<task>/<metric>"; None = first task's primary metric
+    best_mode: str = "auto"
+    max_nonfinite: int = 5
+    eval_every: int = 1
+    predict_images: int = 4
+    predict_every_epoch: bool = False
+    seed: int = 0
+    tensorboard: bool = False
+
+
+@dataclass
+class FitSummary:
+    """What a finished run reports: where it is, its last validation and its best score."""
+
+    run_dir: Path
+    results: Results
+    best_metric: str
+    best_score: float | None
+    epochs_run: int
+    stopped_early: bool = False
+
+
+@dataclass
+class _State:
+    """The loop's own resumable state (the rest lives in the model/optimizer objects)."""
+
+    epoch: int = 0  # last completed epoch; also the sampler epoch (shuffles are seeded from it)
+    best_score: float | None = None
+    bad_evals: int = 0  # evaluations since the last new best (early stopping)
+    elapsed: float = 0.0  # seconds of training before this process (resume)
+    nonfinite: int = 0  # consecutive skipped steps
+    results: Results = field(default_factory=dict)
+
+
+class Trainer:
+    """Train ``model`` on ``train_set``, validate on ``val_set``, write ``run_dir``."""
+
+    def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset, settings: TrainSettings,
+                 run_dir: Path, device: torch.device | None = None, dist_info: DistInfo | None = None,
+                 balancer: LossBalancer | None = None, metadata: dict[str, Any] | None = None,
+                 console: Console | None = None, find_unused_parameters: bool = False) -> None:
+        self.settings, self.run_dir = settings, Path(run_dir)
+        self.device = device or torch.device("cpu")
+        self.dist = dist_info or DistInfo()
+        self.console = console if self.dist.is_main else None
+        self.metadata = metadata or {}  # saved into every checkpoint (resolved config, task infos)
+        self.model = wrap_model(model.to(self.device), self.device, self.dist, find_unused_parameters)
+        self.tasks = dict(unwrap(self.model).tasks.items())
+        self.val_set = val_set
+        self.sampler = train_sampler(train_set, self.dist, settings.seed)
+        self.train_loader = self._loader(train_set, self.sampler, drop_last=len(self.sampler) > settings.batch_size)
+        self.val_loader = self._loader(val_set, ShardSampler(len(val_set), self.dist.rank, self.dist.world_size))
+        self.amp_dtype, use_scaler = resolve_amp(settings.amp, self.device)
+        optimizer = build_optimizer(self.model, settings.lr, settings.weight_decay)
+        steps = len(self.train_loader)
+        scheduler = build_scheduler(optimizer, round(settings.warmup_epochs * steps), settings.epochs * steps,
+                                    settings.schedule)
+        self.parts = StepParts(optimizer, scheduler, torch.amp.GradScaler(self.device.type, enabled=use_scaler),
+                               balancer or StaticWeights([1.0] * len(self.tasks)), self.amp_dtype, settings.grad_clip)
+        self.best_metric, self.higher = self._best_metric()
+        self.state = _State()
+        self.loggers: list[Any] = []
+
+    # --- public ---------------------------------------------------------------------
+    def resume(self, path: str | Path) -> None:
+        """Continue from a ``last.pt``: weights, optimizer, scheduler, scaler, RNG and loop state."""
+        state = ckpt.load_checkpoint(path)
+        unwrap(self.model).load_state_dict(state["model"])
+        self.parts.optimizer.load_state_dict(state["optimizer"])
+        self.parts.scheduler.load_state_dict(state["scheduler"])
+        self.parts.scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        self.state = _State(epoch=state["epoch"], best_score=state["best_score"], bad_evals=state["bad_evals"],
+                            elapsed=state["elapsed"])
+
+    def fit(self) -> FitSummary:
+        """Run the remaining epochs; returns the last validation results and the best score."""
+        self._open_loggers()
+        start, stopped = time.perf_counter() - self.state.elapsed, False
+        for epoch in range(self.state.epoch + 1, self.settings.epochs + 1):
+            row: Row = {"epoch": epoch, **self._train_epoch(epoch)}
+            self.state.epoch = epoch
+            if epoch % self.settings.eval_every == 0 or epoch == self.settings.epochs:
+                stopped = self._validate(epoch, row)
+            self.state.elapsed = time.perf_counter() - start
+            row["time"] = round(self.state.elapsed, 2)
+            self._log(row)
+            self._save("last.pt")
+            if stopped:
+                break
+        self._finish()
+        return FitSummary(self.run_dir, self.state.results, self.best_metric, self.state.best_score,
+                          self.state.epoch, stopped)
+
+    # --- one epoch ------------------------------------------------------------------
+    def _train_epoch(self, epoch: int) -> Row:
+        self.model.train()
+        self.sampler.set_epoch(epoch)
+        sums: dict[str, float] = {}
+        steps = 0
+        with epoch_progress(self.console, len(self.train_loader), f"epoch {epoch}/{self.settings.epochs}") as bar:
+            for batch in self.train_loader:
+                values = train_step(self.model, batch.to(self.device, non_blocking=True), self.parts)
+                if self._count_nonfinite(values):
+                    continue
+                steps += 1
+                bar.advance(values)
+                for key, value in values.items():
+                    sums[key] = sums.get(key, 0.0) + value
+        sync_buffers(self.model)
+        row = {f"train/{key}": value / max(steps, 1) for key, value in sums.items() if key != "skipped"}
+        row["lr"] = self.parts.optimizer.param_groups[0]["lr"]
+        return row
+
+    def _count_nonfinite(self, values: dict[str, float]) -> bool:
+        """True for a skipped step; raises after ``max_nonfinite`` consecutive ones."""
+        if not values["skipped"]:
+            self.state.nonfinite = 0
+            return False
+        self.state.nonfinite += 1
+        if self.state.nonfinite >= self.settings.max_nonfinite:
+            bad = [k[:-5] for k, v in values.items() if k.endswith("/loss") and not math.isfinite(v)]
+            raise NonFiniteLossError(
+                f"{self.state.nonfinite} consecutive steps had a non-finite loss (tasks: {', '.join(bad) or 'none'}, "
+                f"grad norm {values['grad_norm']}). Lower train.lr, set train.grad_clip, try train.amp=off, "
+                f"or check those tasks' labels.")
+        return True
+
+    def _validate(self, epoch: int, row: Row) -> bool:
+        """Evaluate, log the metrics into ``row``, track the best; True to stop early."""
+        results = evaluate(self.model, self.val_loader, self.device, self.amp_dtype)
+        self.state.results = results
+        row.update({f"val/{task}/{metric}": value for task, metrics in results.items()
+                    for metric, value in metrics.items()})
+        if self.console is not None:
+            self.console.print(metric_table(results, title=f"validation, epoch {epoch}"))
+        score = row[self.best_metric]
+        if is_better(score, self.state.best_score, self.higher):
+            self.state.best_score, self.state.bad_evals = score, 0
+            self._save("best.pt")
+        else:
+            self.state.bad_evals += 1
+        if self.settings.predict_every_epoch:
+            self._draw(f"epoch{epoch}")
+        patience = self.settings.patience
+        return patience is not None and self.state.bad_evals >= patience
+
+    # --- outputs --------------------------------------------------------------------
+    def _save(self, name: str) -> None:
+        if not self.dist.is_main:
+            return
+        optim = self.parts
+        ckpt.save_checkpoint(self.run_dir / "weights" / name, {
+            "model": unwrap(self.model).state_dict(), "optimizer": optim.optimizer.state_dict(),
+            "scheduler": optim.scheduler.state_dict(), "scaler": optim.scaler.state_dict(),
+            "rng": ckpt.rng_state(), "epoch": self.state.epoch, "best_score": self.state.best_score,
+            "bad_evals": self.state.bad_evals, "elapsed": self.state.elapsed, "best_metric": self.best_metric,
+            **self.metadata,
+        })
+
+    def _open_loggers(self) -> None:
+        if not self.dist.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.loggers = [CSVLogger(self.run_dir / "results.csv", resume_epoch=self.state.epoch)]
+        if self.settings.tensorboard:
+            self.loggers.append(TensorBoardLogger(self.run_dir))
+
+    def _log(self, row: Row) -> None:
+        for logger in self.loggers:
+            logger.log(row)
+
+    def _finish(self) -> None:
+        if not self.dist.is_main:
+            return
+        for logger in self.loggers:
+            logger.close()
+        if self.loggers and self.loggers[0].rows:
+            plot_results(self.loggers[0].rows, self.run_dir / "results.png")
+        self._draw("final")
+
+    def _draw(self, tag: str) -> None:
+        count = min(self.settings.predict_images, len(self.val_set))
+        if self.dist.is_main and count:
+            save_prediction_grid(unwrap(self.model), self.val_set, range(count), self.run_dir / "predictions" / tag,
+                                 self.device, self.amp_dtype)
+
+    # --- set-up helpers -------------------------------------------------------------
+    def _loader(self, dataset: Dataset, sampler: Any, drop_last: bool = False) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.settings.batch_size, sampler=sampler, drop_last=drop_last,
+                          num_workers=self.settings.workers, collate_fn=collate,
+                          pin_memory=self.device.type == "cuda")
+
+    def _best_metric(self) -> tuple[str, bool]:
+        """The validation column that selects ``best.pt``, and whether higher is better."""
+        name = self.settings.best_metric
+        if name is None:
+            task = next(iter(self.tasks.values()))
+            name = f"val/{task.name}/{task.primary_metric}"
+        split, _, rest = name.partition("/")
+        task_name, _, metric = rest.partition("/")
+        if split != "val" or task_name not in self.tasks:
+            raise ValueError(f"best metric {name!r} must be val/<task>/<metric> with a task among "
+                             f"{', '.join(self.tasks)} (selection never uses the test split)")
+        higher = higher_is_better(self.tasks[task_name], metric)
+        return name, higher if self.settings.best_mode == "auto" else self.settings.best_mode == "max"

@@ -1,0 +1,70 @@
+"""A run interrupted after epoch 2 and resumed ends with the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mtvision.engine.loggers import read_results
+from mtvision.engine.trainer import Trainer, TrainSettings
+
+SETTINGS = TrainSettings(epochs=3, batch_size=4, lr=3e-3, warmup_epochs=1, predict_images=0, seed=7)
+
+
+def _trainer(records, make_model, make_dataset, run_dir: Path, model_seed: int) -> Trainer:
+    train_record, val_record = records
+    return Trainer(make_model(train_record, seed=model_seed), make_dataset(train_record, train=True),
+                   make_dataset(val_record, train=False), SETTINGS, run_dir)
+
+
+def _interrupt_at(trainer: Trainer, epoch: int) -> None:
+    original = trainer._train_epoch
+
+    def train_epoch(current: int) -> dict[str, float]:
+        if current == epoch:
+            raise KeyboardInterrupt
+        return original(current)
+
+    trainer._train_epoch = train_epoch  # type: ignore[method-assign]
+
+
+def test_resume_matches_uninterrupted_run(records, make_model, make_dataset, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    straight = _trainer(records, make_model, make_dataset, tmp_path / "straight", model_seed=0)
+    straight.fit()
+
+    torch.manual_seed(0)
+    first = _trainer(records, make_model, make_dataset, tmp_path / "resumed", model_seed=0)
+    _interrupt_at(first, 3)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+
+    torch.manual_seed(12345)  # a new process: different global RNG, different initial weights
+    second = _trainer(records, make_model, make_dataset, tmp_path / "resumed", model_seed=1)
+    second.resume(tmp_path / "resumed" / "weights" / "last.pt")
+    second.fit()
+
+    expected, actual = straight.model.state_dict(), second.model.state_dict()
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        torch.testing.assert_close(actual[key], expected[key], rtol=1e-5, atol=1e-6, msg=key)
+    rows = read_results(tmp_path / "resumed" / "results.csv")
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    assert rows[-1]["val/depth/abs_rel"] == pytest.approx(read_results(tmp_path / "straight" / "results.csv")[-1][
+        "val/depth/abs_rel"], rel=1e-5)
+
+
+def test_early_stopping_after_patience_evaluations(records, make_model, make_dataset, monkeypatch,
+                                                   tmp_path: Path) -> None:
+    scores = iter([0.5, 0.6, 0.55, 0.58, 0.9])  # best at evaluation 2, then two without a new best
+    monkeypatch.setattr("mtvision.engine.trainer.evaluate",
+                        lambda *args: {"lighting": {"top1": next(scores), "loss": 1.0}})
+    settings = TrainSettings(epochs=5, batch_size=4, patience=2, best_metric="val/lighting/top1", predict_images=0)
+    tasks = {"lighting": "classification"}
+    trainer = Trainer(make_model(records[0], tasks=tasks), make_dataset(records[0], True, tasks),
+                      make_dataset(records[1], False, tasks), settings, tmp_path)
+    summary = trainer.fit()
+    assert summary.stopped_early and summary.epochs_run == 4 and summary.best_score == 0.6
+    assert torch.load(tmp_path / "weights" / "best.pt", weights_only=True)["epoch"] == 2
