@@ -41,8 +41,8 @@ def test_train_val_predict_resume(runner: CliRunner, tmp_path: Path) -> None:
     assert len(list((run / "predictions" / "final").glob("*.png"))) == 2
     rows = read_results(run / "results.csv")
     assert [row["epoch"] for row in rows] == [1, 2]
-    for column in ("val/semseg/mIoU", "val/depth/abs_rel", "train/depth/loss", "train/normals/weight",
-                   "val/classes/mAP", "val/lighting/top1", "val/edges/ods_f", "lr", "time"):
+    for column in ("val/semseg/miou", "val/depth/abs_rel", "train/depth/loss", "train/normals/weight",
+                   "val/classes/map", "val/lighting/top1", "val/edges/ods_f", "lr", "time"):
         assert column in rows[-1], column
 
     assert "semseg" in _ok(runner, ["val", str(run / "weights" / "best.pt")])

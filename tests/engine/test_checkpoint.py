@@ -55,8 +55,8 @@ def test_trainer_checkpoint_loads_weights_only(records, make_model, make_dataset
     summary = trainer.fit()
     for name in ("last.pt", "best.pt"):
         state = torch.load(tmp_path / "weights" / name, weights_only=True)
-        assert state["epoch"] == 1 and state["best_metric"] == "val/semseg/mIoU"
+        assert state["epoch"] == 1 and state["best_metric"] == "val/semseg/miou"
         assert ckpt.infos_from_plain(state["task_infos"]) == infos
         assert {"model", "optimizer", "scheduler", "scaler", "rng"} <= state.keys()
-    assert summary.best_score == pytest.approx(summary.results["semseg"]["mIoU"])
+    assert summary.best_score == pytest.approx(summary.results["semseg"]["miou"])
     assert (tmp_path / "results.png").is_file() and (tmp_path / "predictions" / "final" / "0000.png").is_file()

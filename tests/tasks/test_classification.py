@@ -66,14 +66,14 @@ def test_average_precision_ties_and_no_positive() -> None:
 
 def test_map_and_micro_f1_by_hand(build: Callable[..., Task]) -> None:
     task = build("classification", classes=["a", "b", "never"], multi_label=True)
-    assert task.primary_metric == "mAP"
+    assert task.primary_metric == "map"
     probs = [[0.9, 0.2, 0.1], [0.8, 0.7, 0.1], [0.3, 0.1, 0.1]]
     labels = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
     metric = task.make_metric()
     metric.update(torch.tensor([[logit(p) for p in row] for row in probs]), labels)
     # AP: a = (1 + 2/3) / 2, b = 1, "never" has no positive and is skipped.
     # At 0.5: TP = 2 (0.9 a, 0.7 b), FP = 1 (0.8 a), FN = 1 (0.3 a) -> F1 = 4 / 6.
-    assert metric.compute() == pytest.approx({"mAP": (5 / 6 + 1) / 2, "f1": 2 / 3})
+    assert metric.compute() == pytest.approx({"map": (5 / 6 + 1) / 2, "f1": 2 / 3})
 
 
 def test_postprocess_and_json(build: Callable[..., Task]) -> None:

@@ -40,7 +40,7 @@ def test_angle_metrics_by_hand(build: Callable[..., Task]) -> None:
     result = metric.compute()
     assert result["mean_angle"] == pytest.approx(36.25, abs=1e-4)
     assert result["median_angle"] == pytest.approx(27.5, abs=0.01)  # mean of the 2 middle ranks
-    assert [result[k] for k in ("within_11.25", "within_22.5", "within_30")] == [0.5, 0.5, 0.5]
+    assert [result[k] for k in ("within_11_25", "within_22_5", "within_30")] == [0.5, 0.5, 0.5]
 
 
 def test_median_of_an_odd_count_and_small_angles(build: Callable[..., Task]) -> None:

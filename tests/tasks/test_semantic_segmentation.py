@@ -43,14 +43,14 @@ def test_miou_and_pixel_accuracy_by_hand(build: Callable[..., Task]) -> None:
     metric = task.make_metric()
     metric.update(prediction, target)
     # class a: TP 1, FN 1 -> 1/2; class b: TP 2, FP 1 -> 2/3; "absent" appears nowhere: skipped.
-    assert metric.compute() == pytest.approx({"mIoU": (1 / 2 + 2 / 3) / 2, "pixel_acc": 3 / 4})
+    assert metric.compute() == pytest.approx({"miou": (1 / 2 + 2 / 3) / 2, "pixel_acc": 3 / 4})
 
 
 def test_class_only_predicted_counts_with_iou_zero(build: Callable[..., Task]) -> None:
     task = build("semantic_segmentation", classes=["a", "b"])
     metric = task.make_metric()
     metric.update(one_hot_logits([[0, 1]], 2), torch.tensor([[[0, 0]]]))
-    assert metric.compute() == pytest.approx({"mIoU": (1 / 2 + 0) / 2, "pixel_acc": 1 / 2})
+    assert metric.compute() == pytest.approx({"miou": (1 / 2 + 0) / 2, "pixel_acc": 1 / 2})
 
 
 def test_postprocess_and_json(build: Callable[..., Task]) -> None:

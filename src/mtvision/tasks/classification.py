@@ -40,8 +40,8 @@ class Classification(Task):
     """Global pooling + one linear layer; softmax or sigmoid depending on ``multi_label``."""
 
     target_kind = "label"
-    primary_metric = "top1"  # "mAP" for multi-label instances, set in __init__
-    metrics_higher_is_better = {"top1": True, "top5": True, "mAP": True, "f1": True}
+    primary_metric = "top1"  # "map" for multi-label instances, set in __init__
+    metrics_higher_is_better = {"top1": True, "top5": True, "map": True, "f1": True}
 
     def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int], *,
                  label_smoothing: float = 0.0, threshold: float = 0.5, pool: str = "all") -> None:
@@ -56,7 +56,7 @@ class Classification(Task):
         self.pool = pool
         levels = len(self.strides) if pool == "all" else 1
         self.head = nn.Linear(channels * levels, len(info.classes))
-        keys = ("mAP", "f1") if self.multi_label else _topk_keys(len(info.classes))
+        keys = ("map", "f1") if self.multi_label else _topk_keys(len(info.classes))
         self.primary_metric = keys[0]  # type: ignore[misc]  # depends on the mode
         self.metrics_higher_is_better = dict.fromkeys(keys, True)  # type: ignore[misc]
 
@@ -130,7 +130,7 @@ class TopKAccuracy(SplitMetric):
 class MultiLabelMetric(SplitMetric):
     """mAP from every score of the split (concatenated items) and micro F1 from TP/FP/FN sums."""
 
-    keys = ("mAP", "f1")
+    keys = ("map", "f1")
 
     def __init__(self, threshold: float) -> None:
         super().__init__()
@@ -150,4 +150,4 @@ class MultiLabelMetric(SplitMetric):
         ap = torch.tensor([average_precision(scores[:, c], labels[:, c]) for c in range(scores.shape[1])])
         tp, fp, fn = self.sums["tp"], self.sums["fp"], self.sums["fn"]
         f1 = f_score(safe_div(tp, tp + fp), safe_div(tp, tp + fn))
-        return {"mAP": mean_ignoring_nan(ap), "f1": float(f1)}
+        return {"map": mean_ignoring_nan(ap), "f1": float(f1)}

@@ -6,7 +6,7 @@ the cosine loss of e.g. PAD-Net / MTI-Net; it is bounded and smooth, unlike the 
 
 Metrics, the standard set since Fouhey et al. (ICCV 2013) and Eigen & Fergus (ICCV 2015),
 over every valid pixel of the split: ``mean_angle`` and ``median_angle`` (degrees), and
-``within_11.25`` / ``within_22.5`` / ``within_30``, the *fraction* (0-1, like every
+``within_11_25`` / ``within_22_5`` / ``within_30``, the *fraction* (0-1, like every
 mtvision rate) of pixels with an error below that many degrees. Angles are
 ``atan2(|n x n*|, n . n*)``, accurate at small angles where ``acos`` of a float32 cosine
 is not. The median comes from a histogram of 0.01-degree bins summed over the split
@@ -42,6 +42,11 @@ BIN_DEGREES = 0.01  # median resolution
 THRESHOLDS = (11.25, 22.5, 30.0)
 
 
+def _within_key(threshold: float) -> str:
+    """``within_11_25`` for 11.25°: no dot, so the name is safe in CSV headers and dotted config keys."""
+    return "within_" + f"{threshold:g}".replace(".", "_")
+
+
 @register("normals")
 class Normals(DenseTask):
     """Dense head with 3 outputs, L2-normalised over the channel axis."""
@@ -49,7 +54,7 @@ class Normals(DenseTask):
     target_kind = "normals"
     primary_metric = "mean_angle"
     metrics_higher_is_better = {"mean_angle": False, "median_angle": False,
-                                **{f"within_{t:g}": True for t in THRESHOLDS}}
+                                **{_within_key(t): True for t in THRESHOLDS}}
 
     def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int], *, hidden: int = 32) -> None:
         super().__init__(name, info, channels, strides, out_channels=3, hidden=hidden)
@@ -93,7 +98,7 @@ def angle_degrees(prediction: Tensor, target: Tensor) -> Tensor:
 class AngleMetric(SplitMetric):
     """Angle sum, threshold counts and a fine angle histogram, all summed over the split."""
 
-    keys = ("mean_angle", "median_angle", *(f"within_{t:g}" for t in THRESHOLDS))
+    keys = ("mean_angle", "median_angle", *(_within_key(t) for t in THRESHOLDS))
     bins = round(180 / BIN_DEGREES)
 
     def update(self, prediction: Tensor, target: Tensor) -> None:
@@ -103,11 +108,11 @@ class AngleMetric(SplitMetric):
         self.add("count", torch.tensor(len(angles)))
         self.add("angle_sum", angles.double().sum())
         for t in THRESHOLDS:
-            self.add(f"within_{t:g}", (angles < t).sum())
+            self.add(_within_key(t), (angles < t).sum())
 
     def result(self) -> dict[str, float]:
         n = self.sums["count"]
-        within = {f"within_{t:g}": float(self.sums[f"within_{t:g}"] / n) for t in THRESHOLDS}
+        within = {_within_key(t): float(self.sums[_within_key(t)] / n) for t in THRESHOLDS}
         return {"mean_angle": float(self.sums["angle_sum"] / n), "median_angle": self._median(), **within}
 
     def _median(self) -> float:

@@ -36,8 +36,8 @@ class SemanticSegmentation(DenseTask):
     """Dense head with one logit map per class."""
 
     target_kind = "semantic"
-    primary_metric = "mIoU"
-    metrics_higher_is_better = {"mIoU": True, "pixel_acc": True}
+    primary_metric = "miou"
+    metrics_higher_is_better = {"miou": True, "pixel_acc": True}
 
     def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int], *, hidden: int = 32) -> None:
         if not info.classes:
@@ -71,7 +71,7 @@ class SemanticSegmentation(DenseTask):
 class ConfusionMetric(SplitMetric):
     """mIoU and pixel accuracy from a confusion matrix (rows target, columns prediction)."""
 
-    keys = ("mIoU", "pixel_acc")
+    keys = ("miou", "pixel_acc")
 
     def __init__(self, num_classes: int, ignore_index: int) -> None:
         super().__init__()
@@ -89,4 +89,4 @@ class ConfusionMetric(SplitMetric):
         tp = confusion.diagonal()
         union = confusion.sum(0) + confusion.sum(1) - tp
         iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, float("nan")))
-        return {"mIoU": mean_ignoring_nan(iou), "pixel_acc": float(safe_div(tp.sum(), confusion.sum()))}
+        return {"miou": mean_ignoring_nan(iou), "pixel_acc": float(safe_div(tp.sum(), confusion.sum()))}
