@@ -42,7 +42,8 @@ def test_train_val_predict_resume(runner: CliRunner, tmp_path: Path) -> None:
     rows = read_results(run / "results.csv")
     assert [row["epoch"] for row in rows] == [1, 2]
     for column in ("val/semseg/miou", "val/depth/abs_rel", "train/depth/loss", "train/normals/weight",
-                   "val/classes/map", "val/lighting/top1", "val/edges/ods_f", "lr", "time"):
+                   "val/classes/map", "val/lighting/top1", "val/edges/ods_f", "val/objects/bbox_ap50",
+                   "val/objects/segm_ap50", "val/objects/kpt_ap50", "train/objects/loss", "lr", "time"):
         assert column in rows[-1], column
 
     assert "semseg" in _ok(runner, ["val", str(run / "weights" / "best.pt")])
@@ -54,7 +55,11 @@ def test_train_val_predict_resume(runner: CliRunner, tmp_path: Path) -> None:
     _ok(runner, ["predict", str(run / "weights" / "best.pt"), "--source", str(images), "--out", "out"])
     predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert sorted(predictions) == sorted(p.name for p in images.iterdir())
-    assert set(next(iter(predictions.values()))) == {"classes", "lighting", "semseg", "depth", "normals", "edges"}
+    first = next(iter(predictions.values()))
+    assert set(first) == {"classes", "lighting", "semseg", "depth", "normals", "edges", "objects"}
+    for detection in first["objects"]:  # boxes, RLE masks and keypoints in one JSON
+        assert len(detection["box"]) == 4 and detection["mask"]["size"] == [32, 32]
+        assert len(detection["keypoints"]) == 6
     assert len(list((tmp_path / "out" / "depth").glob("*.png"))) == 2
 
     _ok(runner, ["train", "--resume", str(run / "weights" / "last.pt"), "train.epochs=3"])

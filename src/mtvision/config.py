@@ -49,8 +49,10 @@ class SyntheticConfig(_Section):
 
 
 class DataConfig(_Section):
-    source: str = "synthetic"  # "synthetic", or a combined-format dataset JSON (the training split)
-    val: Union[str, None] = None  # combined-format JSON of the validation split; None = hold out val_fraction
+    # "synthetic", a dataset in any supported format (path; the format is detected), or a
+    # list of sources merged by image file name: paths or {path, format, options, rename}.
+    source: Union[str, list[Union[str, dict[str, Any]]]] = "synthetic"
+    val: Union[str, list[Union[str, dict[str, Any]]], None] = None  # validation split, same forms; None = hold out val_fraction
     val_fraction: float = Field(0.1, gt=0, lt=1)  # share of `source` held out when `val` is not given
     synthetic: SyntheticConfig = SyntheticConfig()  # used only when source is "synthetic"
     cache: str = ".cache/synthetic"  # generated scenes are cached here, keyed on their settings
@@ -71,7 +73,14 @@ def _default_tasks() -> dict[str, TaskConfig]:
     # normals, edges) and semantics (semseg, classes), which is what multi-task learning exploits.
     kinds = {"classes": "classification", "lighting": "classification", "semseg": "semantic_segmentation",
              "depth": "depth", "normals": "normals", "edges": "edges"}
-    return {name: TaskConfig(type=kind) for name, kind in kinds.items()}
+    tasks = {name: TaskConfig(type=kind) for name, kind in kinds.items()}
+    # Boxes, instance masks and keypoints from one detector on the same features; a small
+    # RoI budget (few objects per 64-px scene) keeps it inside the demo's CPU minutes.
+    tasks["objects"] = TaskConfig(type="detection", options=dict(DEMO_DETECTION))
+    return tasks
+
+
+DEMO_DETECTION = {"masks": True, "keypoints": True, "proposals": 100, "rois_per_image": 32, "sampling_ratio": 1}
 
 
 class ModelConfig(_Section):

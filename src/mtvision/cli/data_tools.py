@@ -40,6 +40,7 @@ from mtvision.data.convert import materialise, output_path, write_as
 from mtvision.data.formats import FORMATS, WRITERS, combined, get_format
 from mtvision.data.record import Annotation, DatasetRecord
 from mtvision.data.sources import COMBINED_NAME, SourceSpec, load_source, load_sources
+from mtvision.engine.datasets import read_record
 from mtvision.data.stats import dataset_stats, plot_stats
 
 console = Console()
@@ -183,7 +184,8 @@ def _datasets_to_check(target: Path, format: str | None) -> list[tuple[Path, Dat
     if data.source == "synthetic":
         raise ValueError(f"{target}: data.source is 'synthetic' (scenes generated on the fly, nothing on disk to "
                          "check); check a dataset path instead")
-    return [(Path(path), load_source(path)) for path in (data.source, data.val) if path is not None]
+    splits = [split for split in (data.source, data.val) if split is not None]
+    return [(target if isinstance(split, list) else Path(split), read_record(split)) for split in splits]
 
 
 def _is_config(path: Path) -> bool:

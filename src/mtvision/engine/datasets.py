@@ -20,11 +20,13 @@ import json
 import os
 import random
 import shutil
+import warnings
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from mtvision.data.formats import combined
 from mtvision.data.record import DatasetRecord
+from mtvision.data.sources import SourceLike, load_sources
 from mtvision.data.synthetic_export import export_synthetic
 from mtvision.engine.distributed import DistInfo, barrier
 
@@ -61,13 +63,20 @@ def _render(folder: Path, settings: dict[str, int]) -> None:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def read_record(path: str | Path) -> DatasetRecord:
-    """A combined-format dataset (the one format every reader converts to)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"dataset not found: {path} (data.source / data.val must be a combined-format "
-                                f"JSON; convert other formats with `mtvision data convert`)")
-    return combined.read(path)
+def read_record(source: SourceLike | Sequence[SourceLike]) -> DatasetRecord:
+    """A dataset in any supported format, or several merged by image (a config's list of sources).
+
+    Merge conflicts (an image with two sizes, a task labelled twice, unknown classes) are
+    reported as warnings; the conflicting labels are left out, never guessed.
+    """
+    specs = list(source) if isinstance(source, (list, tuple)) else [source]
+    result = load_sources(specs)
+    if result.conflicts:
+        shown = "\n  ".join(str(c) for c in result.conflicts[:10])
+        more = f"\n  ... and {len(result.conflicts) - 10} more" if len(result.conflicts) > 10 else ""
+        warnings.warn(f"{len(result.conflicts)} merge conflict(s), those labels are left out:\n  {shown}{more}",
+                      stacklevel=2)
+    return result.record
 
 
 def split_record(record: DatasetRecord, val_fraction: float, seed: int) -> tuple[DatasetRecord, DatasetRecord]:

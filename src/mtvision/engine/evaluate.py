@@ -47,9 +47,10 @@ def evaluate(model: nn.Module, loader: Iterable[Batch], device: torch.device,
                 continue
             present = batch.present[name]
             metrics[name].update(select(predictions[name], present), batch.targets[name])
-            count = present.sum()
-            loss_sums[0, i] += losses[name]["loss"].double() * count
-            loss_sums[1, i] += count
+            if "loss" in losses[name]:  # a detector computes no loss in eval mode
+                count = present.sum()
+                loss_sums[0, i] += losses[name]["loss"].double() * count
+                loss_sums[1, i] += count
     return _results(merge_metrics(metrics), all_reduce_sum(loss_sums).cpu(), list(tasks))
 
 

@@ -20,6 +20,9 @@ from mtvision.tasks.base import Metric
 from mtvision.tasks.coco_eval import coco_metrics
 
 _PREFIX = {"bbox": "bbox", "segm": "segm", "keypoints": "kpt"}
+# The per-size APs stay out of the run tables: they are -1 whenever a split has no object
+# of that size (every object of a small image is "small"); `mtvision eval-coco` shows them.
+_REPORTED = ("ap", "ap50", "ap75")
 
 
 class DetectionMetric(Metric):
@@ -45,7 +48,7 @@ class DetectionMetric(Metric):
         metrics = {}
         for iou_type in self.iou_types:
             scores = coco_metrics(gt, results, iou_type, self.info.keypoint_sigmas or None)
-            metrics.update({f"{_PREFIX[iou_type]}_{k}": v for k, v in scores.items()})
+            metrics.update({f"{_PREFIX[iou_type]}_{k}": scores[k] for k in _REPORTED})
         return metrics
 
     def _coco(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
