@@ -27,12 +27,12 @@ def _record(tmp_path: Path) -> DatasetRecord:
     (tmp_path / "cut.png").write_bytes(_write_png(tmp_path / "cut.png", 1)[:60])  # truncated
     anns = [
         Annotation(category=0, box=(1.0, 1.0, 8.0, 8.0), segmentation=[[1, 1, 8, 1, 8, 8]],
-                   keypoints=[(2.0, 2.0, 2), (3.0, 3.0, 1)]),          # fine
+                   keypoints=[2.0, 2.0, 2, 3.0, 3.0, 1]),              # fine
         Annotation(category=5, box=(1.0, 1.0, 8.0, 8.0)),              # class out of range
         Annotation(category=1, box=(5.0, 5.0, 5.0, 9.0)),              # degenerate
         Annotation(category=1, box=(10.0, 10.0, 30.0, 12.0)),          # out of bounds
         Annotation(category=1, box=(1.0, 1.0, 4.0, 4.0), segmentation=[[1, 1, 4, 4]]),  # polygon of 2 points
-        Annotation(category=1, box=(1.0, 1.0, 4.0, 4.0), keypoints=[(1.0, 1.0, 2)]),    # 1 of 2 keypoints
+        Annotation(category=1, box=(1.0, 1.0, 4.0, 4.0), keypoints=[1.0, 1.0, 2]),      # 1 of 2 keypoints
     ]
     images = [
         ImageRecord("good.png", 16, 16, targets={"objects": anns, "scene": 1, "depth": DenseRef("nope.png")}),

@@ -12,7 +12,7 @@ from mtvision.data.errors import FormatError
 from mtvision.data.formats import combined
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo
 
-KEYPOINTS = [(10.5, 12.25, 2), (0.0, 0.0, 0), (30.1, 14.7, 1)]
+KEYPOINTS = [10.5, 12.25, 2, 0.0, 0.0, 0, 30.1, 14.7, 1]
 
 
 def make_record(root: Path) -> DatasetRecord:

@@ -21,7 +21,7 @@ def _record(root: Path) -> DatasetRecord:
     for i, name in enumerate(["a.png", "b.png"]):
         Image.fromarray(np.full((8, 10, 3), 50 * i, np.uint8)).save(root / "img" / name)
         Image.fromarray(np.full((8, 10), 900, np.uint16)).save(root / "depth" / name)
-        boxes = [Annotation(i, (1.0, 1.0, 5.0, 5.0), keypoints=[(2.0, 2.0, 2)])]
+        boxes = [Annotation(i, (1.0, 1.0, 5.0, 5.0), keypoints=[2.0, 2.0, 2])]
         images.append(ImageRecord(f"img/{name}", 10, 8, id=i + 1, targets={
             "objects": boxes, "scene": i, "depth": DenseRef(f"depth/{name}", scale=1000.0)}))
     tasks = {"objects": TaskInfo("instances", ["cat", "dog"], keypoint_names=["nose"]),

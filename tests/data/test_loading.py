@@ -51,7 +51,7 @@ def record(tmp_path: Path) -> DatasetRecord:
     }
     objects = [
         Annotation(1, (2.0, 2.0, 12.0, 10.0), segmentation=[[2.0, 2.0, 12.0, 2.0, 12.0, 10.0, 2.0, 10.0]],
-                   keypoints=[(7.0, 2.0, 2), (7.0, 10.0, 1)], attributes={"occluded": False}),
+                   keypoints=[7.0, 2.0, 2, 7.0, 10.0, 1], attributes={"occluded": False}),
         Annotation(0, (20.0, 5.0, 24.0, 9.0), iscrowd=True),  # box only: the box becomes its mask
     ]
     a = ImageRecord("a.png", W, H, id=1, targets={

@@ -10,8 +10,8 @@ from mtvision.data.stats import dataset_stats, plot_stats
 
 def _record() -> DatasetRecord:
     box = (0.0, 0.0, 2.0, 2.0)
-    a = [Annotation(0, box, segmentation=[[0, 0, 2, 0, 2, 2]], keypoints=[(1.0, 1.0, 2), (0.0, 0.0, 0)]),
-         Annotation(1, box, iscrowd=True), Annotation(1, box, keypoints=[(1.0, 1.0, 1), (1.0, 2.0, 2)])]
+    a = [Annotation(0, box, segmentation=[[0, 0, 2, 0, 2, 2]], keypoints=[1.0, 1.0, 2, 0.0, 0.0, 0]),
+         Annotation(1, box, iscrowd=True), Annotation(1, box, keypoints=[1.0, 1.0, 1, 1.0, 2.0, 2])]
     images = [ImageRecord("1.png", 4, 4, targets={"objects": a, "scene": [0, 1], "depth": DenseRef("d1.png")}),
               ImageRecord("2.png", 4, 4, targets={"objects": [], "scene": [1]}),
               ImageRecord("3.png", 4, 4)]

@@ -51,9 +51,9 @@ def test_task_export_with_skeletons(fixtures_dir: Path) -> None:
     assert box.box == (0.0, 2.0, 4.0, 4.0)
     assert box.attributes == {"occluded": True, "a1": True, "a2": "v3", "a3": "0003", "a4": 2.4}
     # node 1 is outside="1" on img0, node 3 on img1: not in view -> v=0
-    assert skel0.keypoints == [(0.0, 0.0, 0), (2.0, 2.0, 2), (3.0, 3.0, 2), (4.0, 4.0, 2)]
+    assert skel0.keypoints == [0.0, 0.0, 0, 2.0, 2.0, 2, 3.0, 3.0, 2, 4.0, 4.0, 2]
     assert skel0.box == (2.0, 2.0, 4.0, 4.0)  # bounds of the points in view
-    assert img1.targets["objects"][1].keypoints[2] == (0.0, 0.0, 0)
+    assert img1.targets["objects"][1].keypoints[6:9] == [0.0, 0.0, 0]
     assert img1.targets["objects"][0].attributes["points"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
@@ -90,7 +90,7 @@ def test_rotation_mask_group_and_tags(tmp_path: Path) -> None:
     # rle over its own 3x2 box: 0 | 1 1 1 1 | 0 -> rows [0 1 1], [1 1 0] at (left 1, top 2)
     assert segmentation_area(mask.segmentation, 8, 10) == 4 and mask.box == (1.0, 2.0, 4.0, 4.0)
     assert rec.tasks["objects"].keypoint_names == ["nose"]
-    assert person.box == (2.0, 2.0, 6.0, 7.0) and person.keypoints == [(4.0, 3.0, 2)]
+    assert person.box == (2.0, 2.0, 6.0, 7.0) and person.keypoints == [4.0, 3.0, 2]
     assert person.segmentation == [[2.0, 2.0, 6.0, 2.0, 6.0, 7.0]] and person.attributes["age"] == 31.0
     assert ellipse.box == pytest.approx((3.0, 3.0, 7.0, 5.0))
     assert rec.tasks["tags"].classes == ["day"] and [im.targets["tags"] for im in rec.images] == [[0], []]

@@ -84,8 +84,8 @@ def test_rectangle_polygon_and_loose_keypoints(fixtures_dir: Path) -> None:
     assert poly_ann.segmentation == [pytest.approx(expected)]
     assert shoelace(poly_ann.segmentation[0]) == pytest.approx(shoelace(expected))
     # the two keypoints lie outside both regions: each is its own point-only instance
-    assert kp1.keypoints == [pytest.approx((22.595281306715066 * 5, 31.773049645390074 * 3.2, 2)), (0.0, 0.0, 0)]
-    assert kp2.keypoints[0][2] == 0 and kp2.keypoints[1][2] == 2
+    assert kp1.keypoints == pytest.approx([22.595281306715066 * 5, 31.773049645390074 * 3.2, 2, 0.0, 0.0, 0])
+    assert kp2.keypoints[2::3] == [0, 2]
 
 
 def test_keypoints_join_their_parent_box(fixtures_dir: Path) -> None:
@@ -95,9 +95,8 @@ def test_keypoints_join_their_parent_box(fixtures_dir: Path) -> None:
     assert objects.classes == ["person"] and len(objects.keypoint_names) == 17
     assert objects.flip_idx[1:3] == [2, 1]  # left_eye <-> right_eye
     (person,) = rec.images[0].targets["objects"]
-    visible = [k for k in person.keypoints if k[2] == 2]
-    assert len(visible) == 3  # nose, left_eye, right_eye (three keypointlabels results)
-    assert person.keypoints[0] == pytest.approx((64.44444444444444 * 2.16, 39.290780141843975 * 1.74, 2))
+    assert person.keypoints[2::3].count(2) == 3  # nose, left_eye, right_eye (three keypointlabels results)
+    assert person.keypoints[:3] == pytest.approx([64.44444444444444 * 2.16, 39.290780141843975 * 1.74, 2])
     assert rec.images[0].file_name == "image1.jpg"
 
 
@@ -175,7 +174,7 @@ def test_json_min_rows_are_regrouped_per_task(tmp_path: Path) -> None:
     (image,) = rec.images
     assert image.file_name == "pics/a.png" and image.meta["ls_annotation_id"] == 2
     cat, eye = image.targets["objects"]
-    assert rec.tasks["objects"].classes == ["cat", "eye"] and eye.keypoints == [(50.0, 40.0, 2)]
+    assert rec.tasks["objects"].classes == ["cat", "eye"] and eye.keypoints == [50.0, 40.0, 2]
     older = label_studio.read(write(tmp_path, rows), annotator=3)
     assert older.images[0].targets["tags"] == [0, 1] and older.tasks["tags"].multi_label
 

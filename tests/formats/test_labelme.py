@@ -117,7 +117,7 @@ def test_group_with_point_keypoint_and_unordered_rectangle(tmp_path: Path) -> No
                      shape("nose", [[15, 8]], "point", group_id=1)])
     rec = labelme.read(tmp_path)
     (person,) = rec.images[0].targets["objects"]
-    assert rec.tasks["objects"].keypoint_names == ["nose"] and person.keypoints == [(15.0, 8.0, 2)]
+    assert rec.tasks["objects"].keypoint_names == ["nose"] and person.keypoints == [15.0, 8.0, 2]
 
 
 def test_mask_shape_is_pasted_at_its_box(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def test_pose_three_and_two_values_per_point(fixtures_dir: Path, folder: str) ->
     rec = yolo.read(fixtures_dir / DATUMARO / folder)
     (ann,) = rec.images[0].targets["objects"]
     assert rec.tasks["objects"].keypoint_names == ["0", "1", "2"]
-    assert ann.keypoints == [pytest.approx(p) for p in [(1.5, 2.0, 2), (4.5, 4.0, 2), (7.5, 6.0, 2)]]
+    assert ann.keypoints == pytest.approx([1.5, 2.0, 2, 4.5, 4.0, 2, 7.5, 6.0, 2])
 
 
 def make_images(root: Path, names: list[str], size: tuple[int, int] = (40, 20)) -> None:
@@ -87,7 +87,7 @@ def test_ultralytics_pose_yaml_with_relative_path(fixtures_dir: Path, tmp_path: 
     a, b = rec.images
     assert (a.meta, b.meta, b.targets) == ({"subset": "train"}, {"subset": "val"}, {})
     keypoints = a.targets["objects"][0].keypoints
-    assert keypoints[0] == (10.0, 10.0, 2) and keypoints[16] == (0, 0, 0)
+    assert keypoints[:3] == [10.0, 10.0, 2] and keypoints[-3:] == [0, 0, 0]
 
 
 def test_empty_label_is_negative_missing_is_unlabelled(tmp_path: Path) -> None:
@@ -150,9 +150,8 @@ def assert_same_objects(first: DatasetRecord, second: DatasetRecord) -> None:
         for a, b in zip(anns, theirs[stem]):
             assert b.box == pytest.approx(a.box, abs=1e-3)
             if a.keypoints:
-                assert [v for *_, v in b.keypoints] == [v for *_, v in a.keypoints]
-                xy = [c for p in a.keypoints for c in p[:2]]
-                assert [c for p in b.keypoints for c in p[:2]] == pytest.approx(xy, abs=1e-3)
+                assert b.keypoints[2::3] == a.keypoints[2::3]
+                assert b.keypoints == pytest.approx(a.keypoints, abs=1e-3)
             if a.segmentation:
                 assert segmentation_area(b.segmentation, im.height, im.width) == \
                     pytest.approx(segmentation_area(a.segmentation, im.height, im.width), rel=0.02, abs=2)

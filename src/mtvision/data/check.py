@@ -133,7 +133,8 @@ def _check_annotation(image: ImageRecord, task: str, info: TaskInfo, index: int,
             if len(polygon) < 6 or len(polygon) % 2:
                 problems.append(finding("invalid_polygon", f"polygon with {len(polygon)} coordinates "
                                                            "(needs an even number, at least 6)"))
-    if ann.keypoints is not None and info.keypoint_names and len(ann.keypoints) != len(info.keypoint_names):
-        problems.append(finding("keypoint_count", f"{len(ann.keypoints)} keypoints, task defines "
-                                                  f"{len(info.keypoint_names)}"))
+    k = len(info.keypoint_names)
+    if ann.keypoints is not None and k and len(ann.keypoints) != 3 * k:
+        problems.append(finding("keypoint_count", f"{len(ann.keypoints)} keypoint values, the task defines {k} "
+                                                  f"keypoints ({3 * k} values x, y, v)"))
     return problems

@@ -147,15 +147,15 @@ def _rasterise(annotation: Annotation, size: tuple[int, int]) -> np.ndarray:
 def _keypoints(annotations: list[Annotation], info: TaskInfo,
                size: tuple[int, int]) -> tuple[tv_tensors.KeyPoints | None, Tensor | None]:
     """``[N, K, 2]`` points + ``[N, K]`` visibility; an annotation without points gets v = 0."""
-    k = len(info.keypoint_names) or max((len(a.keypoints) for a in annotations if a.keypoints), default=0)
+    k = len(info.keypoint_names) or max((len(a.keypoints) // 3 for a in annotations if a.keypoints), default=0)
     if k == 0:
         return None, None
-    table = torch.zeros(len(annotations), k, 3, dtype=torch.float32)
-    for row, annotation in zip(table, annotations):
-        if annotation.keypoints:
-            if len(annotation.keypoints) != k:
-                raise ValueError(f"an annotation has {len(annotation.keypoints)} keypoints, expected {k}")
-            row.copy_(torch.tensor(annotation.keypoints, dtype=torch.float32))
+    unlabelled = [0.0] * (3 * k)
+    rows = [a.keypoints or unlabelled for a in annotations]
+    wrong = next((len(row) for row in rows if len(row) != 3 * k), None)
+    if wrong is not None:
+        raise ValueError(f"an annotation has {wrong} keypoint values, expected {3 * k} ({k} x, y, v triplets)")
+    table = torch.tensor(rows, dtype=torch.float32).view(len(rows), k, 3)
     return tv_tensors.KeyPoints(table[..., :2], canvas_size=size), table[..., 2].to(torch.int64)
 
 

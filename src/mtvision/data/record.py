@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -30,16 +31,22 @@ DENSE_KINDS: tuple[str, ...] = ("semantic", "depth", "normals", "edges")
 
 Polygons = list[list[float]]  # COCO style: each polygon a flat [x1, y1, x2, y2, ...] in pixels
 Rle = dict[str, Any]  # COCO RLE: {"size": [h, w], "counts": str | list[int]}
+Keypoints = list[float]  # COCO style: flat [x1, y1, v1, x2, y2, v2, ...] in pixels, v an int in {0, 1, 2}
 
 
-@dataclass
+@dataclass(slots=True)
 class Annotation:
-    """One object instance as annotated: box + optional mask / keypoints / attributes."""
+    """One object instance as annotated: box + optional mask / keypoints / attributes.
+
+    Readers build millions of these, so an annotation is kept to a handful of objects the
+    garbage collector has to track: ``slots`` (no per-instance ``__dict__``) and keypoints
+    as one flat list in COCO order, the very list a COCO file holds, rather than K tuples.
+    """
 
     category: int  # index into TaskInfo.classes (contiguous, 0-based)
     box: tuple[float, float, float, float]  # XYXY pixels
     segmentation: Polygons | Rle | None = None
-    keypoints: list[tuple[float, float, int]] | None = None  # K x (x, y, v), v in {0, 1, 2}
+    keypoints: Keypoints | None = None  # 3 * K values (x, y, v); v = 0 means "not labelled"
     iscrowd: bool = False
     attributes: dict[str, Any] = field(default_factory=dict)
 
@@ -100,6 +107,17 @@ class DatasetRecord:
     def coverage(self) -> dict[str, int]:
         """Number of images labelled for each task."""
         return {name: sum(name in im.targets for im in self.images) for name in self.tasks}
+
+
+def keypoint_triplets(keypoints: Keypoints) -> Iterator[tuple[float, float, float]]:
+    """``(x, y, v)`` per keypoint of a flat COCO keypoint list.
+
+    Example:
+        >>> list(keypoint_triplets([1.0, 2.0, 2, 0.0, 0.0, 0]))
+        [(1.0, 2.0, 2), (0.0, 0.0, 0)]
+    """
+    values = iter(keypoints)
+    return zip(values, values, values)
 
 
 def resolve(root: Path, path: str) -> Path:

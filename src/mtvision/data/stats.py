@@ -36,7 +36,7 @@ def _task_stats(record: DatasetRecord, name: str, info: TaskInfo) -> dict[str, A
         stats.update(instances=len(anns), per_class=_histogram(info.classes, [a.category for a in anns]),
                      with_mask=sum(a.segmentation is not None for a in anns),
                      crowd=sum(a.iscrowd for a in anns),
-                     keypoints_labelled=sum(v > 0 for a in anns for *_, v in (a.keypoints or [])))
+                     keypoints_labelled=sum(v > 0 for a in anns for v in (a.keypoints or [])[2::3]))
     elif info.kind == "label":
         ids = [c for t in targets for c in ([t] if isinstance(t, int) else t)]  # type: ignore[union-attr]
         stats["per_class"] = _histogram(info.classes, ids)

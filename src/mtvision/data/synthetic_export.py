@@ -101,7 +101,7 @@ def _annotations(instances: Instances) -> list[Annotation]:
             category=int(instances.labels[i]),
             box=tuple(instances.boxes[i].tolist()),
             segmentation=mask_to_rle(masks[i]) if masks[i] is not None else None,
-            keypoints=[(x, y, int(v)) for x, y, v in points[i].tolist()] if points is not None else None,
+            keypoints=[c for x, y, v in points[i].tolist() for c in (x, y, int(v))] if points is not None else None,
             iscrowd=bool(instances.iscrowd[i]),
             attributes=dict(instances.attributes[i]),
         )

@@ -14,7 +14,8 @@ from typing import Any, NoReturn
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._common import PARSE_ERRORS, check_rle, describe, safe_relpath
 from mtvision.data.formats.coco_categories import CocoTaskInfo
-from mtvision.data.record import DENSE_KINDS, Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo
+from mtvision.data.record import (DENSE_KINDS, Annotation, DatasetRecord, DenseRef, ImageRecord, Keypoints,
+                                  TaskInfo, keypoint_triplets)
 
 KINDS = ("instances", "label", *DENSE_KINDS)
 
@@ -165,18 +166,18 @@ class Reader:
         except PARSE_ERRORS as err:
             self._fail(where, f"bad RLE: {describe(err)}")
 
-    def _keypoints(self, where: str, task: str, value: Any) -> list[tuple[float, float, int]] | None:
+    def _keypoints(self, where: str, task: str, value: Any) -> Keypoints | None:
         if value is None:
             return None
         k = len(self.tasks[task].keypoint_names)
         if not isinstance(value, list) or len(value) % 3 or (k and len(value) != 3 * k):
             self._fail(where, f"keypoints must be {3 * k if k else '3*K'} numbers [x, y, v, ...], "
                               f"got {len(value) if isinstance(value, list) else value!r}")
-        points = [value[j:j + 3] for j in range(0, len(value), 3)]
+        points = list(keypoint_triplets(value))
         if not all(isinstance(x, (int, float)) and isinstance(y, (int, float)) and v in (0, 1, 2)
                    for x, y, v in points):
             self._fail(where, "keypoints must be numbers with visibility 0, 1 or 2")
-        return [(float(x), float(y), int(v)) for x, y, v in points]
+        return [c for x, y, v in points for c in (float(x), float(y), int(v))]
 
 
 def _is_polygons(value: Any) -> bool:

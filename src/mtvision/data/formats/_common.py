@@ -65,16 +65,19 @@ def describe(exc: BaseException) -> str:
 def gc_paused() -> Iterator[None]:
     """Keep the cyclic garbage collector out of a reader that builds millions of objects.
 
-    CPython runs a young-generation collection every 700 container allocations, walking
-    every young container: a 1M-annotation COCO file triggers thousands of them, and even
-    with the collector disabled the first collection afterwards walks all the new objects
-    at once (~20M: annotations, keypoint tuples...). None of it can find garbage: parsed
-    JSON and records hold no reference cycles. So the collector is off while reading, and
-    on exit every tracked object of the process is moved straight into the oldest
-    generation (``gc.freeze()`` + ``gc.unfreeze()``: two list splices, no walk), where the
-    next full collection looks at it as at any long-lived data. The side effect, young
-    objects of the caller promoted early, is harmless; it is skipped when the program has
-    frozen objects of its own, which ``unfreeze`` would release.
+    Parsing a large JSON file allocates millions of containers in one go, and CPython's
+    collector, triggered by allocation counts, walks that growing heap again and again
+    (young collections every 700 allocations, a full one whenever the old generation grew
+    by a quarter) without ever finding garbage: parsed JSON and records hold no reference
+    cycles. That is ~45% of pycocotools' ``COCO()`` time on the files of
+    ``benchmarks/read_coco.py``, and would make the COCO reader ~1.7x slower. So the
+    collector is off while reading, and on exit every tracked object of the process is
+    moved straight into the oldest generation (``gc.freeze()`` + ``gc.unfreeze()``: two
+    list splices, no walk) rather than walked twice more on its way up through the young
+    generations: the survivors are long-lived record data. The next full collection walks
+    them once, as any long-lived data (the benchmark reports that cost too). The side
+    effect, young objects of the caller promoted early, is harmless; it is skipped when
+    the program has frozen objects of its own, which ``unfreeze`` would release.
     """
     enabled = gc.isenabled()
     gc.disable()

@@ -143,7 +143,7 @@ class Draft:
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def to_annotation(self, classes: Mapping[str, int], keypoint_names: Sequence[str]) -> Annotation:
-        kps = [self.keypoints.get(n, (0.0, 0.0, 0)) for n in keypoint_names] if keypoint_names else None
+        kps = [c for n in keypoint_names for c in self.keypoints.get(n, (0.0, 0.0, 0))] if keypoint_names else None
         return Annotation(classes[self.label], self.box, self.segmentation, kps, self.iscrowd, self.attributes)
 
 

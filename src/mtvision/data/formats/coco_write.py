@@ -91,8 +91,8 @@ def _annotation(a: Annotation, image_id: int, ids: list[int], im: ImageRecord) -
                            "bbox": [x0, y0, x1 - x0, y1 - y0], "area": area, "iscrowd": int(a.iscrowd),
                            "segmentation": seg or []}
     if a.keypoints is not None:
-        ann["keypoints"] = [c for x, y, v in a.keypoints for c in (x, y, int(v))]
-        ann["num_keypoints"] = sum(1 for *_, v in a.keypoints if v > 0)
+        ann["keypoints"] = a.keypoints
+        ann["num_keypoints"] = sum(v > 0 for v in a.keypoints[2::3])
     if a.attributes:
         ann["attributes"] = a.attributes
     return ann

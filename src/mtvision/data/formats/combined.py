@@ -214,8 +214,8 @@ def _annotation_entry(ann: Annotation, image: ImageRecord, path: Path, entry: st
     else:
         out["area"] = float((x2 - x1) * (y2 - y1))
     if ann.keypoints is not None:
-        out["keypoints"] = [value for point in ann.keypoints for value in point]
-        out["num_keypoints"] = sum(int(v) > 0 for _, _, v in ann.keypoints)
+        out["keypoints"] = ann.keypoints
+        out["num_keypoints"] = sum(v > 0 for v in ann.keypoints[2::3])
     if ann.attributes:
         out["attributes"] = ann.attributes
     return out

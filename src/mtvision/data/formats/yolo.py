@@ -49,7 +49,7 @@ from mtvision.data.errors import FormatError
 from mtvision.data.formats._common import (IMAGE_SUFFIXES, PARSE_ERRORS, box_from_points, describe, image_size,
                                           read_text, safe_relpath)
 from mtvision.data.formats.yolo_write import write
-from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, Keypoints, TaskInfo
 
 __all__ = ["TASK", "detect", "read", "write"]
 
@@ -285,12 +285,12 @@ def _box(values: list[float], width: int, height: int) -> tuple[float, float, fl
     return ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
 
 
-def _keypoints(values: list[float], dims: int, width: int, height: int) -> list[tuple[float, float, int]]:
-    points = []
+def _keypoints(values: list[float], dims: int, width: int, height: int) -> Keypoints:
+    points: Keypoints = []
     for i in range(0, len(values), dims):
         x, y = values[i], values[i + 1]
         v = values[i + 2] if dims == 3 else (0 if x == y == 0 else 2)
         if v not in (0, 1, 2):
             raise ValueError(f"keypoint visibility must be 0, 1 or 2, got {v}")
-        points.append((x * width, y * height, int(v)))
+        points += (x * width, y * height, int(v))
     return points

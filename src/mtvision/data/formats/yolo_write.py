@@ -40,7 +40,7 @@ import yaml
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._common import instance_task
-from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo, keypoint_triplets
 
 __all__ = ["write"]
 
@@ -97,9 +97,10 @@ def _line(a: Annotation, im: ImageRecord, mode: Mode, k: int, out: Path) -> str:
     values = [(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h]
     fields = [str(a.category), *(f"{v:.6f}" for v in values)]
     if mode == "pose":
-        if a.keypoints is not None and len(a.keypoints) != k:
-            raise FormatError(out, im.file_name, f"an object has {len(a.keypoints)} keypoints, the task {k}")
-        for x, y, v in a.keypoints or [(0.0, 0.0, 0)] * k:
+        if a.keypoints is not None and len(a.keypoints) != 3 * k:
+            raise FormatError(out, im.file_name, f"an object has {len(a.keypoints)} keypoint values, "
+                                                 f"the task {k} keypoints ({3 * k} values x, y, v)")
+        for x, y, v in keypoint_triplets(a.keypoints or [0.0] * (3 * k)):
             fields += [f"{x / w:.6f}", f"{y / h:.6f}", str(int(v))]
     return " ".join(fields)
 
