@@ -1,0 +1,224 @@
+"""What balancing costs: the training-step time and peak memory of every method, relative to EW.
+
+The model is the demo's (``resnet18`` + 64-channel FPN, trained from scratch) on 16 synthetic
+64x64 scenes, with the first T of the demo's tasks (semseg, depth, normals, classes,
+lighting, edges). A step is: forward, :func:`~mtvision.balancing.backward.balanced_backward`,
+AdamW step. Every gradient method runs in both gradient modes, plus the ``every: 10``
+variant (one full step, then nine that reuse its weights: its time is ``(full + 9 reuse) /
+10`` from the two step kinds measured side by side).
+
+The **floor** is the least an exact per-task method can do: one forward, T plain
+``autograd.grad`` calls over the shared parameters (no heads, no copies, no method) and the
+same AdamW step. Targets: parameter mode ≤ 1.1× floor, representation mode ≤ 1.2× EW,
+every-10 ≤ 1.2× EW, peak memory ≤ 1.5× EW.
+
+Time: all variants of one T are interleaved in one process, round after round (the first
+round is a warm-up), and each variant's median over the rounds is kept, so a load change on a
+shared machine hits every variant alike. The clock is this process's CPU time (one torch
+thread), which other processes' load does not inflate. Memory: the peak of the bytes held by
+torch tensors during one step, above what was held when it started (model, optimizer
+state) — from ``torch.profiler``'s allocation events on the CPU, ``max_memory_allocated``
+on CUDA. It counts activations, gradients, ``G`` and temporaries; not the Python heap.
+
+    .venv/bin/python benchmarks/balancing_cost.py --tasks 3 6 --repeats 3
+    .venv/bin/python benchmarks/balancing_cost.py --quick      # tiny model, a smoke run
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # before numpy loads BLAS
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import itertools  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import torch  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
+
+from mtvision.balancing import Balancer, available, create  # noqa: E402
+from mtvision.balancing.backward import TaskParameters, balanced_backward, task_parameters  # noqa: E402
+from mtvision.data.dataset import collate  # noqa: E402
+from mtvision.data.synthetic import SyntheticDataset, synthetic_tasks  # noqa: E402
+from mtvision.data.transforms import build_transforms  # noqa: E402
+from mtvision.models import MultiTaskModel, TaskSpec, build_model  # noqa: E402
+from mtvision.structures import Batch  # noqa: E402
+
+TASK_TYPES = {"semseg": "semantic_segmentation", "depth": "depth", "normals": "normals",
+              "classes": "classification", "lighting": "classification", "edges": "edges"}
+
+
+@dataclass
+class Setup:
+    """One model and batch shared by every variant of one T (so they differ only by method)."""
+
+    model: MultiTaskModel
+    batch: Batch
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    params: TaskParameters  # one for all variants: they share its G buffer, as steps of one run would
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.model.tasks)
+
+
+@dataclass
+class Variant:
+    label: str
+    kind: str
+    mode: str
+    step: Callable[[], None]
+    method: Balancer | None = None
+    times: list[float] = field(default_factory=list)
+    memory: int = 0  # peak bytes, see peak_bytes
+
+
+def make_setup(num_tasks: int, backbone: str, size: int, batch_size: int, device: torch.device) -> Setup:
+    infos = synthetic_tasks()
+    torch.manual_seed(0)
+    tasks = dict(itertools.islice(TASK_TYPES.items(), num_tasks))
+    model = build_model(backbone, {n: TaskSpec(k, infos[n]) for n, k in tasks.items()}, neck_channels=64).to(device)
+    dataset = SyntheticDataset(batch_size, size=size, transform=build_transforms("none", (size, size), train=False))
+    batch = collate([dataset[i] for i in range(batch_size)]).to(device)
+    return Setup(model, batch, torch.optim.AdamW(model.parameters(), lr=1e-5), device, task_parameters(model))
+
+
+def method_variant(setup: Setup, name: str, mode: str, reuse: bool = False) -> Variant:
+    """Training steps with method ``name`` (its own instance, so its state is its own)."""
+    method = create(name, num_tasks=len(setup.names)).to(setup.device)
+    size = tuple(setup.batch.images.shape[-2:])
+
+    def step() -> None:
+        setup.optimizer.zero_grad(set_to_none=True)
+        features = setup.model.features(setup.batch.images)
+        _, parts = setup.model.heads(features, size, setup.batch)
+        losses = {n: parts[n]["loss"] for n in setup.names}
+        balanced_backward(method, losses, setup.params, features=features, mode=None if mode == "-" else mode,
+                          reuse_weights=reuse)
+        setup.optimizer.step()
+
+    return Variant(name, method.kind, "reuse" if reuse else mode, step, method)
+
+
+def floor_step(setup: Setup) -> Callable[[], None]:
+    """Forward, T plain ``autograd.grad`` over the shared parameters, the optimizer step."""
+    shared = setup.params.shared
+
+    def step() -> None:
+        setup.optimizer.zero_grad(set_to_none=True)
+        _, parts = setup.model(setup.batch.images, setup.batch)
+        losses = [parts[n]["loss"] for n in setup.names]
+        for i, loss in enumerate(losses):
+            grads = torch.autograd.grad(loss, shared, retain_graph=i < len(losses) - 1)
+        for p, g in zip(shared, grads):
+            p.grad = g
+        setup.optimizer.step()
+
+    return step
+
+
+def variants(setup: Setup) -> tuple[list[Variant], dict[str, Variant]]:
+    """Every variant to time, and the reuse steps (by method) that make the every-10 rows."""
+    rows = [Variant("floor", "-", "exact floor", floor_step(setup))]
+    reuse: dict[str, Variant] = {}
+    for name in available():
+        if create(name, num_tasks=len(setup.names)).kind == "loss":
+            rows.append(method_variant(setup, name, "-"))
+            continue
+        rows += [method_variant(setup, name, mode) for mode in ("parameters", "representation")]
+        reuse[name] = method_variant(setup, name, "parameters", reuse=True)
+    return rows, reuse
+
+
+def clock(setup: Setup, step: Callable[[], None]) -> float:
+    if setup.device.type == "cuda":
+        torch.cuda.synchronize(setup.device)
+        start = time.perf_counter()
+        step()
+        torch.cuda.synchronize(setup.device)
+        return time.perf_counter() - start
+    start = time.process_time()
+    step()
+    return time.process_time() - start
+
+
+def peak_bytes(setup: Setup, step: Callable[[], None]) -> int:
+    """Peak tensor bytes of one step above those held when it started, ``G``'s buffer included."""
+    setup.params.workspace.clear()  # kept between steps: count it as this step's
+    setup.optimizer.zero_grad(set_to_none=True)  # start from no gradients, as every step does
+    if setup.device.type == "cuda":
+        torch.cuda.synchronize(setup.device)
+        torch.cuda.reset_peak_memory_stats(setup.device)
+        start = torch.cuda.memory_allocated(setup.device)
+        step()
+        return torch.cuda.max_memory_allocated(setup.device) - start
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted((e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"),
+                    key=lambda e: e.start_ns())
+    return max(itertools.accumulate((e.nbytes() for e in events), initial=0))
+
+
+def measure(setup: Setup, repeats: int) -> tuple[list[Variant], dict[str, Variant]]:
+    rows, reuse = variants(setup)
+    interleaved = [v for row in rows for v in [row, *([reuse[row.label]] if row.mode == "parameters" else [])]]
+    for r in range(repeats + 1):  # round 0 warms up (allocator, lazy inits, method state)
+        for variant in interleaved:
+            seconds = clock(setup, variant.step)
+            if r:
+                variant.times.append(seconds)
+        print(f"  round {r}/{repeats} done", flush=True)
+    for variant in rows:
+        variant.memory = peak_bytes(setup, variant.step)
+    return rows, reuse
+
+
+def table(num_tasks: int, rows: list[Variant], reuse: dict[str, Variant]) -> list[str]:
+    median = {id(v): statistics.median(v.times) for v in [*rows, *reuse.values()]}
+    ew, floor = next(v for v in rows if v.label == "ew"), rows[0]
+    base, floor_time = median[id(ew)], median[id(floor)]
+    lines = []
+    for v in rows:
+        lines.append(_line(v, v.mode, num_tasks, median[id(v)], base, floor_time, v.memory / ew.memory))
+        if v.mode == "parameters":
+            reused = reuse[v.label]
+            has_weights = reused.method is not None and reused.method.last_weights is not None
+            every = (median[id(v)] + 9 * median[id(reused)]) / 10 if has_weights else median[id(v)]
+            mode = "parameters, every 10" + ("" if has_weights else " (no weights: always full)")
+            lines.append(_line(v, mode, num_tasks, every, base, floor_time, v.memory / ew.memory))
+    return lines
+
+
+def _line(v: Variant, mode: str, num_tasks: int, seconds: float, base: float, floor: float, memory: float) -> str:
+    return (f"| {v.label} | {v.kind} | {mode} | {num_tasks} | {seconds / base:.2f} | {seconds / floor:.2f} | "
+            f"{memory:.2f} | {seconds * 1e3:.0f} | {v.memory / 2**20:.0f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, nargs="+", default=[3, 6], help="numbers of tasks T (at most 6)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up round")
+    parser.add_argument("--quick", action="store_true", help="tiny backbone, 32x32, batch 4, 1 round: a smoke run")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    backbone, size, batch, repeats = ("test_resnet.r160_in1k", 32, 4, 1) if args.quick else \
+        ("resnet18", 64, 16, args.repeats)
+    lines = ["| method | kind | mode | T | time/EW | time/floor | memory/EW | ms/step | peak MiB |", "|---" * 9 + "|"]
+    for num_tasks in args.tasks:
+        print(f"T={num_tasks}: {backbone}, {batch}x{size}x{size}, {repeats} timed rounds", flush=True)
+        setup = make_setup(num_tasks, backbone, size, batch, torch.device(args.device))
+        lines += table(num_tasks, *measure(setup, repeats))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
