@@ -41,7 +41,7 @@ class RunConfig(_Section):
 
 
 class SyntheticConfig(_Section):
-    num_train: int = Field(1600, ge=1)  # enough scenes for the demo to learn every task in its 5-minute CPU budget
+    num_train: int = Field(1200, ge=1)  # enough scenes for the demo to learn every task in its 5-minute CPU budget
     num_val: int = Field(200, ge=1)  # validation scenes; rendered from a different seed than training
     size: int = Field(64, ge=16)  # rendered side in pixels; 64 keeps the demo CPU-friendly
     max_objects: int = Field(4, ge=0)  # objects per scene; more = harder segmentation and depth
@@ -96,7 +96,7 @@ class BalancingConfig(_Section):
 
 
 class TrainConfig(_Section):
-    epochs: int = Field(10, ge=1)  # passes over the training split
+    epochs: int = Field(8, ge=1)  # passes over the training split
     lr: float = Field(2e-3, gt=0)  # AdamW peak learning rate (after warmup)
     weight_decay: float = Field(1e-4, ge=0)  # AdamW decoupled weight decay
     warmup_epochs: float = Field(1.0, ge=0)  # linear warmup length; keeps early steps of a fresh model stable
