@@ -90,9 +90,15 @@ def _annotation(a: Annotation, image_id: int, ids: list[int], im: ImageRecord) -
     ann: dict[str, Any] = {"image_id": image_id, "category_id": ids[a.category],
                            "bbox": [x0, y0, x1 - x0, y1 - y0], "area": area, "iscrowd": int(a.iscrowd),
                            "segmentation": seg or []}
+    return {**ann, **keypoint_and_attribute_fields(a)}
+
+
+def keypoint_and_attribute_fields(a: Annotation) -> dict[str, Any]:
+    """COCO's ``keypoints`` / ``num_keypoints`` and the ``attributes`` extension, when present."""
+    fields: dict[str, Any] = {}
     if a.keypoints is not None:
-        ann["keypoints"] = a.keypoints
-        ann["num_keypoints"] = sum(v > 0 for v in a.keypoints[2::3])
+        fields["keypoints"] = a.keypoints
+        fields["num_keypoints"] = sum(v > 0 for v in a.keypoints[2::3])
     if a.attributes:
-        ann["attributes"] = a.attributes
-    return ann
+        fields["attributes"] = a.attributes
+    return fields

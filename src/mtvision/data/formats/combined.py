@@ -62,6 +62,7 @@ from typing import Any
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._combined_read import Reader
 from mtvision.data.formats._common import check_rle, load_json, segmentation_area
+from mtvision.data.formats.coco_write import keypoint_and_attribute_fields
 from mtvision.data.record import DENSE_KINDS, Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo, resolve
 
 FORMAT = "mtvision"
@@ -213,12 +214,7 @@ def _annotation_entry(ann: Annotation, image: ImageRecord, path: Path, entry: st
         out["area"] = float(segmentation_area(segmentation, image.height, image.width))
     else:
         out["area"] = float((x2 - x1) * (y2 - y1))
-    if ann.keypoints is not None:
-        out["keypoints"] = ann.keypoints
-        out["num_keypoints"] = sum(v > 0 for v in ann.keypoints[2::3])
-    if ann.attributes:
-        out["attributes"] = ann.attributes
-    return out
+    return {**out, **keypoint_and_attribute_fields(ann)}
 
 
 # --- reading -------------------------------------------------------------------------
