@@ -109,6 +109,10 @@ def test_json_and_drawing() -> None:
     assert len(items[1]["keypoints"]) == 3
     picture = task.draw(np.zeros((SIZE, SIZE, 3), np.uint8), output)
     assert picture.shape == (SIZE, SIZE, 3) and picture.any()
+    output["image_size"] = np.array([SIZE, SIZE])
+    big = task.draw(np.zeros((3 * SIZE, 3 * SIZE, 3), np.uint8), output)  # an enlarged canvas
+    assert big.shape == (3 * SIZE, 3 * SIZE, 3)
+    assert big[3 * 20, 3 * 20].any() and not big[3 * 40, 3 * 5].any()  # mask of the square scaled by 3
 
 
 def test_keypoints_need_names() -> None:

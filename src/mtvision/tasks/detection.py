@@ -129,7 +129,8 @@ class Detection(Task):
         return target
 
     def _finish(self, detection: dict[str, Tensor], image_size: tuple[int, int]) -> dict[str, Tensor]:
-        out = {"boxes": detection["boxes"], "labels": detection["labels"] - 1, "scores": detection["scores"]}
+        out = {"boxes": detection["boxes"], "labels": detection["labels"] - 1, "scores": detection["scores"],
+               "image_size": torch.tensor(image_size)}  # the frame of the coordinates, for drawing
         if "masks" in detection:  # [N, 1, 28, 28] probabilities in the box -> full-image masks
             pasted = paste_masks_in_image(detection["masks"], detection["boxes"], image_size)
             out["masks"] = pasted[:, 0] > self.mask_threshold
@@ -145,13 +146,15 @@ class Detection(Task):
         return [{k: v.detach().cpu().numpy() for k, v in p.items()} for p in prediction]
 
     def draw(self, image: np.ndarray, output: dict[str, np.ndarray], min_score: float = 0.3) -> np.ndarray:
+        """Detections above ``min_score`` over ``image``, rescaled when it is larger than the model's frame."""
         keep = output["scores"] >= min_score
+        sy, sx = (np.array(image.shape[:2]) / output["image_size"]) if "image_size" in output else (1.0, 1.0)
         keypoints = output.get("keypoints")
         return draw_instances(
-            image, output["boxes"][keep], output["labels"][keep].tolist(), self.info.classes,
-            scores=output["scores"][keep].tolist(),
-            masks=output["masks"][keep] if "masks" in output else None,
-            keypoints=keypoints[keep] if keypoints is not None else None,
+            image, output["boxes"][keep] * np.array([sx, sy, sx, sy]), output["labels"][keep].tolist(),
+            self.info.classes, scores=output["scores"][keep].tolist(),
+            masks=_resize_masks(output["masks"][keep], image.shape[:2]) if "masks" in output else None,
+            keypoints=keypoints[keep] * np.array([sx, sy]) if keypoints is not None else None,
             skeleton=self.info.skeleton,
         )
 
@@ -174,6 +177,13 @@ class Detection(Task):
 
 _PART_NAMES = {"loss_objectness": "rpn_objectness", "loss_rpn_box_reg": "rpn_box", "loss_classifier": "cls",
                "loss_box_reg": "box", "loss_mask": "mask", "loss_keypoint": "keypoint"}
+
+
+def _resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest resize of ``[N, h, w]`` masks to ``size`` by index lookup (no blending of 0/1)."""
+    rows = np.arange(size[0]) * masks.shape[1] // size[0]
+    cols = np.arange(size[1]) * masks.shape[2] // size[1]
+    return masks[:, rows[:, None], cols[None, :]]
 
 
 def _metric_names(masks: bool, keypoints: bool) -> list[str]:
