@@ -3,8 +3,10 @@
 Both sides train the same model (the demo's: every dense and image-level synthetic task) on
 the same batch with AdamW; the bare loop sums the task losses, calls ``backward`` and
 ``optimizer.step`` and nothing else. ``train_step`` adds what makes it a trainer step:
-the balancing weights, the non-finite check, the gradient norm (and clipping when set),
-the LR scheduler and the one host sync that reads every logged number. Target: ≤ 1.05×.
+the balanced backward (equal weighting: one ordinary backward of the weighted sum), the
+non-finite check, the gradient norm (and clipping when set), the LR scheduler, the
+balancing diagnostics the trainer keeps by default and the host syncs that read the logged
+numbers. Target: ≤ 1.05×.
 
 Time: the variants are interleaved step after step in one process (after warm-up steps)
 and each keeps its median, so a load change on a shared machine hits them alike. On the
@@ -33,12 +35,15 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from torch import nn  # noqa: E402
 
+from mtvision.balancing import create  # noqa: E402
+from mtvision.balancing.backward import task_parameters  # noqa: E402
+from mtvision.balancing.diagnostics import BalanceMonitor  # noqa: E402
 from mtvision.data.dataset import collate  # noqa: E402
 from mtvision.data.synthetic import SyntheticDataset  # noqa: E402
 from mtvision.data.transforms import build_transforms  # noqa: E402
 from mtvision.engine.distributed import resolve_device  # noqa: E402
 from mtvision.engine.optim import build_optimizer, build_scheduler  # noqa: E402
-from mtvision.engine.step import StaticWeights, StepParts, train_step  # noqa: E402
+from mtvision.engine.step import StepParts, train_step  # noqa: E402
 from mtvision.models import TaskSpec, build_model  # noqa: E402
 from mtvision.structures import Batch  # noqa: E402
 
@@ -57,7 +62,8 @@ def bare_step(model: nn.Module, batch: Batch, optimizer: torch.optim.Optimizer) 
 def trainer_step(model: nn.Module, grad_clip: float | None, steps: int) -> Callable[[Batch], None]:
     optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.0)
     parts = StepParts(optimizer, build_scheduler(optimizer, 0, steps), torch.amp.GradScaler("cpu", enabled=False),
-                      StaticWeights([1.0] * len(TASKS)), grad_clip=grad_clip)
+                      create("ew", num_tasks=len(TASKS)), task_parameters(model), grad_clip=grad_clip,
+                      monitor=BalanceMonitor(list(TASKS)))
     return lambda batch: train_step(model, batch, parts)  # noqa: E731 - the timed callable
 
 

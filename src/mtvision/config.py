@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -91,8 +91,40 @@ class ModelConfig(_Section):
 
 
 class BalancingConfig(_Section):
-    method: str = "ew"  # "ew" (equal weights) or "fixed"; more methods come with mtvision.balancing
-    weights: dict[str, float] = {}  # per-task weights for "fixed"; a task not listed weighs 1
+    method: str = "ew"  # any of mtvision.balancing.available(); equal weights is the baseline every method must beat
+    options: dict[str, Any] = {}  # the method's keyword options, e.g. {temperature: 2.0} for dwa
+    weights: dict[str, float] = {}  # per-task weights for "fixed" ({task: w}); a task not listed weighs 1
+    # Per-task gradients of the shared "parameters" or the shared "representation" (cheaper,
+    # MGDA-UB style); auto = the method's own choice. Loss methods compute none either way.
+    gradients: Literal["auto", "parameters", "representation"] = "auto"
+    every: int = Field(1, ge=1)  # gradient methods: recompute weights every K steps, reuse them in between (K× cheaper)
+    diagnostics: bool = True  # log task weights, gradient norms and cosines; draw balance.png / conflicts.png
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        # Imported here: the balancing registry pulls in torch, which a config file alone never needs.
+        from mtvision.balancing import available
+
+        key = value.lower().replace("-", "_")
+        if key not in available():
+            close = difflib.get_close_matches(key, available(), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown balancing method {value!r}; {hint}available: {', '.join(available())}")
+        return key
+
+    @model_validator(mode="after")
+    def _known_options(self) -> BalancingConfig:
+        from mtvision.balancing import METHODS
+
+        valid = METHODS[self.method].options()
+        unknown = sorted(set(self.options) - set(valid))
+        if unknown:
+            raise ValueError(f"balancing method {self.method!r} has no option {unknown[0]!r}; "
+                             f"its options: {', '.join(valid) or 'none'}")
+        if self.weights and self.method != "fixed":
+            raise ValueError(f"balancing.weights is for method 'fixed' (got {self.method!r}); set balancing.method=fixed")
+        return self
 
 
 class TrainConfig(_Section):

@@ -3,7 +3,7 @@
 Each rank saves its final weights and the merged validation results, so the test can check
 that the ranks agree and that the merge equals a single-process evaluation.
 
-Usage: torchrun --nproc_per_node 2 ddp_worker.py TRAIN_JSON VAL_JSON OUT_DIR
+Usage: torchrun --nproc_per_node 2 ddp_worker.py TRAIN_JSON VAL_JSON OUT_DIR BALANCING_METHOD
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from mtvision.balancing import create
 from mtvision.data.dataset import MultiTaskDataset
 from mtvision.data.transforms import build_transforms
 from mtvision.engine.datasets import read_record
@@ -24,7 +25,7 @@ from mtvision.models import TaskSpec, build_model
 TASKS = {"lighting": "classification", "semseg": "semantic_segmentation", "depth": "depth", "normals": "normals"}
 
 
-def main(train_json: str, val_json: str, out: str) -> None:
+def main(train_json: str, val_json: str, out: str, method: str) -> None:
     torch.set_num_threads(1)
     info, device = init_distributed("cpu")
     train_record, val_record = read_record(train_json), read_record(val_json)
@@ -34,11 +35,12 @@ def main(train_json: str, val_json: str, out: str) -> None:
     datasets = [MultiTaskDataset(r, tasks=list(TASKS), transform=build_transforms("light", (32, 32), train=t))
                 for r, t in ((train_record, True), (val_record, False))]
     settings = TrainSettings(epochs=2, batch_size=2, predict_images=0, seed=3)
-    summary = Trainer(model, *datasets, settings, Path(out) / "run", device, info).fit()
+    summary = Trainer(model, *datasets, settings, Path(out) / "run", device, info,
+                      method=create(method, num_tasks=len(TASKS))).fit()
     torch.save(unwrap(model).state_dict(), Path(out) / f"rank{info.rank}.pt")
     (Path(out) / f"results{info.rank}.json").write_text(json.dumps(summary.results))
     cleanup()
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -1,4 +1,5 @@
-"""Two CPU processes under torchrun (Gloo): identical weights, and exact merged metrics."""
+"""Two CPU processes under torchrun (Gloo): identical weights, and exact merged metrics, with a
+loss method (one backward) and a gradient method (per-task gradients reduced over the ranks)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from mtvision.engine.evaluate import evaluate
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
+@pytest.mark.parametrize("method", ["ew", "upgrad"])
 def test_ddp_ranks_agree_and_metrics_merge_exactly(synthetic_paths, records, make_model, make_dataset,
-                                                   tmp_path: Path) -> None:
+                                                   tmp_path: Path, method: str) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(WORKER), *map(str, synthetic_paths), str(tmp_path)]
+               str(WORKER), *map(str, synthetic_paths), str(tmp_path), method]
     returncode, output = _run_group(command, timeout=180)
     assert returncode == 0, output[-3000:]
 

@@ -1,4 +1,5 @@
-"""A run interrupted after epoch 2 and resumed ends with the weights of an uninterrupted run."""
+"""A run interrupted after epoch 2 and resumed ends with the weights of an uninterrupted run,
+also with a stateful balancing method (DWA's epoch means, FAMO's logits, reused UPGrad weights)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from mtvision.balancing import create
 from mtvision.engine.loggers import read_results
 from mtvision.engine.trainer import Trainer, TrainSettings
 
 SETTINGS = TrainSettings(epochs=3, batch_size=4, lr=3e-3, warmup_epochs=1, predict_images=0, seed=7)
+# 3 steps per epoch: with every=4 the resumed run's first step reuses the checkpoint's weights.
+METHODS = [("ew", 1), ("dwa", 1), ("famo", 1), ("upgrad", 4)]
 
 
-def _trainer(records, make_model, make_dataset, run_dir: Path, model_seed: int) -> Trainer:
+def _trainer(records, make_model, make_dataset, run_dir: Path, model_seed: int, method: tuple[str, int]) -> Trainer:
     train_record, val_record = records
-    return Trainer(make_model(train_record, seed=model_seed), make_dataset(train_record, train=True),
-                   make_dataset(val_record, train=False), SETTINGS, run_dir)
+    model = make_model(train_record, seed=model_seed)
+    settings = TrainSettings(**{**vars(SETTINGS), "balancing_every": method[1]})
+    return Trainer(model, make_dataset(train_record, train=True), make_dataset(val_record, train=False), settings,
+                   run_dir, method=create(method[0], num_tasks=len(model.tasks)))
 
 
 def _interrupt_at(trainer: Trainer, epoch: int) -> None:
@@ -30,22 +36,25 @@ def _interrupt_at(trainer: Trainer, epoch: int) -> None:
     trainer._train_epoch = train_epoch  # type: ignore[method-assign]
 
 
-def test_resume_matches_uninterrupted_run(records, make_model, make_dataset, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", METHODS, ids=[name for name, _ in METHODS])
+def test_resume_matches_uninterrupted_run(records, make_model, make_dataset, tmp_path: Path,
+                                          method: tuple[str, int]) -> None:
     torch.manual_seed(0)
-    straight = _trainer(records, make_model, make_dataset, tmp_path / "straight", model_seed=0)
+    straight = _trainer(records, make_model, make_dataset, tmp_path / "straight", 0, method)
     straight.fit()
 
     torch.manual_seed(0)
-    first = _trainer(records, make_model, make_dataset, tmp_path / "resumed", model_seed=0)
+    first = _trainer(records, make_model, make_dataset, tmp_path / "resumed", 0, method)
     _interrupt_at(first, 3)
     with pytest.raises(KeyboardInterrupt):
         first.fit()
 
     torch.manual_seed(12345)  # a new process: different global RNG, different initial weights
-    second = _trainer(records, make_model, make_dataset, tmp_path / "resumed", model_seed=1)
+    second = _trainer(records, make_model, make_dataset, tmp_path / "resumed", 1, method)
     second.resume(tmp_path / "resumed" / "weights" / "last.pt")
     second.fit()
 
+    torch.testing.assert_close(second.method.state_dict(), straight.method.state_dict(), rtol=1e-5, atol=1e-6)
     expected, actual = straight.model.state_dict(), second.model.state_dict()
     assert expected.keys() == actual.keys()
     for key in expected:

@@ -10,14 +10,16 @@ import torch
 
 from mtvision.data.dataset import collate
 from mtvision.engine.optim import build_optimizer, build_scheduler
-from mtvision.engine.step import NonFiniteLossError, StaticWeights, StepParts, train_step
+from mtvision.balancing import create
+from mtvision.balancing.backward import task_parameters
+from mtvision.engine.step import NonFiniteLossError, StepParts, train_step
 from mtvision.engine.trainer import Trainer, TrainSettings
 
 
 def _parts(model: torch.nn.Module, weights: list[float]) -> StepParts:
     optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.0)
     return StepParts(optimizer, build_scheduler(optimizer, 0, 10), torch.amp.GradScaler("cpu", enabled=False),
-                     StaticWeights(weights))
+                     create("fixed", num_tasks=len(weights), weights=weights), task_parameters(model))
 
 
 @pytest.fixture()

@@ -26,6 +26,7 @@ from rich.console import Console
 from torch.utils.data import DataLoader
 
 from mtvision.cli import app
+from mtvision.balancing import Balancer, create
 from mtvision.config import Config, ConfigError, dump_config, load_config
 from mtvision.data.dataset import MultiTaskDataset, collate
 from mtvision.data.record import DatasetRecord, TaskInfo
@@ -38,7 +39,6 @@ from mtvision.engine.distributed import DistInfo, cleanup, init_distributed, res
 from mtvision.engine.evaluate import evaluate
 from mtvision.engine.optim import resolve_amp
 from mtvision.engine.predict import find_images, predict_files
-from mtvision.engine.step import StaticWeights
 from mtvision.engine.trainer import Trainer, TrainSettings
 from mtvision.models import MultiTaskModel, TaskSpec, build_model
 
@@ -84,7 +84,7 @@ def _trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional
                       f"{len(val_record.images)} validation images; {cfg.model.backbone}, "
                       f"{model.parameter_counts()['total'] / 1e6:.2f}M parameters, {device}")
     train_set, val_set = _dataset(cfg, train_record, infos, True), _dataset(cfg, val_record, infos, False)
-    trainer = Trainer(model, train_set, val_set, _settings(cfg), run_dir, device, info, _balancer(cfg, infos),
+    trainer = Trainer(model, train_set, val_set, _settings(cfg), run_dir, device, info, _method(cfg, infos),
                       metadata={"config": cfg.model_dump(mode="json"), "task_infos": ckpt.infos_to_plain(infos)},
                       console=console, find_unused_parameters=_partially_labelled(train_record, infos))
     if resume:
@@ -196,14 +196,19 @@ def _image_size(cfg: Config) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
-def _balancer(cfg: Config, infos: dict[str, TaskInfo]) -> StaticWeights:
-    """Equal or fixed weights; the seam where ``mtvision.balancing.create`` will plug in."""
-    method, weights = cfg.balancing.method, cfg.balancing.weights
-    unknown = [name for name in weights if name not in infos]
-    if method not in ("ew", "fixed") or unknown:
-        raise typer.BadParameter(f"balancing: method must be ew or fixed (got {method!r}); weights may only name "
-                                 f"configured tasks (unknown: {unknown})")
-    return StaticWeights([weights.get(name, 1.0) if method == "fixed" else 1.0 for name in infos])
+def _method(cfg: Config, infos: dict[str, TaskInfo]) -> Balancer:
+    """The balancing method; ``weights: {task: w}`` becomes ``fixed``'s per-index ``weights`` option
+    (a task not listed weighs 1), since only the CLI knows the task order."""
+    balancing, options = cfg.balancing, dict(cfg.balancing.options)
+    unknown = [name for name in balancing.weights if name not in infos]
+    if unknown:
+        raise typer.BadParameter(f"balancing.weights names {', '.join(unknown)}, not configured tasks: "
+                                 f"{', '.join(infos)}")
+    if balancing.weights:
+        if "weights" in options:
+            raise typer.BadParameter("give fixed weights once: balancing.weights or balancing.options.weights")
+        options["weights"] = [balancing.weights.get(name, 1.0) for name in infos]
+    return create(balancing.method, num_tasks=len(infos), **options)
 
 
 def _settings(cfg: Config) -> TrainSettings:
@@ -213,7 +218,9 @@ def _settings(cfg: Config) -> TrainSettings:
         weight_decay=t.weight_decay, warmup_epochs=t.warmup_epochs, schedule=t.schedule, amp=t.amp,
         grad_clip=t.grad_clip, patience=t.patience, best_metric=t.best_metric, best_mode=t.best_mode,
         max_nonfinite=t.max_nonfinite, eval_every=t.eval_every, predict_images=t.predict_images,
-        predict_every_epoch=t.predict_every_epoch, seed=cfg.run.seed, tensorboard=cfg.logging.tensorboard)
+        predict_every_epoch=t.predict_every_epoch, seed=cfg.run.seed, tensorboard=cfg.logging.tensorboard,
+        balancing_gradients=cfg.balancing.gradients, balancing_every=cfg.balancing.every,
+        balancing_diagnostics=cfg.balancing.diagnostics)
 
 
 def _new_run_dir(wanted: Path) -> Path:

@@ -6,7 +6,7 @@ Modules: :mod:`~mtvision.engine.step` (the step), :mod:`~mtvision.engine.trainer
 :mod:`~mtvision.engine.predict`, :mod:`~mtvision.engine.loggers`, :mod:`~mtvision.engine.plots`.
 """
 
-from mtvision.engine.step import NonFiniteLossError, StaticWeights, StepParts, train_step
+from mtvision.engine.step import NonFiniteLossError, StepParts, train_step
 from mtvision.engine.trainer import FitSummary, Trainer, TrainSettings
 
-__all__ = ["FitSummary", "NonFiniteLossError", "StaticWeights", "StepParts", "TrainSettings", "Trainer", "train_step"]
+__all__ = ["FitSummary", "NonFiniteLossError", "StepParts", "TrainSettings", "Trainer", "train_step"]

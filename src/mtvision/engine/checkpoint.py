@@ -1,7 +1,7 @@
 """Checkpoints that survive a crash mid-save and load with ``torch.load(weights_only=True)``.
 
 A checkpoint holds everything needed to continue a run exactly (model, optimizer,
-scheduler, GradScaler, every RNG, epoch, best score) and everything needed to use the model
+scheduler, GradScaler, balancing method, every RNG, epoch, best score) and everything needed to use the model
 without the dataset or the config file (the resolved config and each task's label space),
 as plain Python containers and tensors only: ``weights_only`` loading refuses arbitrary
 pickles, which is what makes a downloaded ``.pt`` safe to open.

@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -25,9 +25,13 @@ from torch.optim import AdamW, Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> AdamW:
-    """AdamW with two groups: decayed weights, and undecayed biases / norm parameters."""
-    decay, no_decay = [], []
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float, extra: Iterable[nn.Parameter] = ()) -> AdamW:
+    """AdamW with two groups: decayed weights, and undecayed biases / norm parameters.
+
+    ``extra`` parameters (a balancing method's own, UW's log-variances) join the undecayed
+    group: decay would pull every task's log-variance to 0, i.e. back to equal weights.
+    """
+    decay, no_decay = [], list(extra)
     for parameter in model.parameters():
         if parameter.requires_grad:
             (decay if parameter.ndim >= 2 else no_decay).append(parameter)

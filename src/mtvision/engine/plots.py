@@ -1,4 +1,5 @@
-"""``results.png``: one row of curves per task (its train/val loss, then each metric) per epoch.
+"""``results.png``: one row of curves per task (its train/val loss, then each metric) per epoch;
+``balance.png`` and ``conflicts.png``: the balancing diagnostics.
 
 Reads the same flat rows as ``results.csv`` (``split/task/metric`` columns), so a plot can be
 redrawn from any finished run with ``plot_results(read_results(csv), png)``.
@@ -21,6 +22,8 @@ matplotlib.use("Agg")  # files only: no display needed (servers, CI, DDP ranks)
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from mtvision.balancing.diagnostics import PREFIX as BALANCE  # noqa: E402
+from mtvision.balancing.diagnostics import plot_balance, plot_conflicts  # noqa: E402
 from mtvision.engine.loggers import Row  # noqa: E402
 
 
@@ -52,6 +55,18 @@ def plot_results(rows: list[Row], path: str | Path) -> Path:
     return path
 
 
+def plot_balancing(rows: list[Row], folder: str | Path) -> list[Path]:
+    """``balance.png`` (task weights, gradient norms per epoch) and, when per-task gradients
+    were computed (gradient methods), ``conflicts.png`` (mean pairwise gradient cosines)."""
+    columns = {key for row in rows for key in row if key.startswith(BALANCE)}
+    drawn = []
+    if any("~" not in key for key in columns):
+        drawn.append(plot_balance(rows, Path(folder) / "balance.png"))
+    if any(key.endswith("/cosine") for key in columns):
+        drawn.append(plot_conflicts(rows, Path(folder) / "conflicts.png"))
+    return drawn
+
+
 def _legend(key: str) -> str:
     """The part that differs between curves of one panel: the task of a weight, else the split."""
     parts = key.split("/")
@@ -60,7 +75,8 @@ def _legend(key: str) -> str:
 
 def _panels(rows: list[Row]) -> dict[str, list[tuple[str, list[str]]]]:
     """``{task: [(title, [column, ...]), ...]}``: losses of both splits share a panel."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
+    # balance/ columns have their own figures (plot_balancing): 15 cosine panels would drown these.
+    columns = [key for key in dict.fromkeys(key for row in rows for key in row) if not key.startswith(BALANCE)]
     panels: dict[str, dict[str, list[str]]] = {}
     for key in columns:
         parts = key.split("/")

@@ -1,18 +1,19 @@
 """One training step, readable top to bottom (detectron2 ``SimpleTrainer.run_step`` style).
 
 Everything that happens to the weights in one iteration is in :func:`train_step`: forward
-with the batch, the loss of every task present, the balancing weights, the total loss,
-the non-finite check, backward (with a GradScaler for fp16), unscale + clip, optimizer and
-scheduler step. The trainer loop around it only feeds batches and reads the returned floats.
+with the batch, the loss of every task present, the non-finite check, the balanced
+backward (:func:`~mtvision.balancing.backward.balanced_backward`: one ordinary backward for
+a loss method, per-task gradients for a gradient method), unscale + clip, optimizer and
+scheduler step, and the method's look at the new losses (FAMO). The trainer loop around it
+only feeds batches and reads the returned floats.
 
-Balancing seam: the step asks ``parts.balancer.weigh(losses[T]) -> weights[T]``, the call
-shape of a loss-weighting method of :mod:`mtvision.balancing`. :class:`StaticWeights`
-(equal or user-fixed weights) is the built-in implementation; a balancing method plugs in
-behind the same call. Gradient-balancing methods (``kind == "gradient"``) will replace the
-single ``backward`` call below with per-task gradients.
+The forward calls ``features`` and ``heads`` of the model itself, inside DDP's
+``no_sync()``: per-task ``autograd.grad`` must fire no DDP hook, and ``balanced_backward``
+reduces the gradients over the ranks itself, on every path.
 
 Example:
-    >>> StaticWeights([1.0, 2.0]).weigh(torch.tensor([0.5, 0.1])).tolist()
+    >>> from mtvision.balancing import create
+    >>> create("fixed", num_tasks=2, weights=[1.0, 2.0]).weigh(torch.tensor([0.5, 0.1])).tolist()
     [1.0, 2.0]
 """
 
@@ -21,51 +22,38 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from mtvision.engine.distributed import unwrap
+from mtvision.balancing import Balancer, LossBalancer
+from mtvision.balancing.backward import TaskParameters, balanced_backward
+from mtvision.balancing.diagnostics import BalanceMonitor
+from mtvision.engine.distributed import all_reduce_sum, unwrap
 from mtvision.structures import Batch
 
-__all__ = ["LossBalancer", "StaticWeights", "StepParts", "NonFiniteLossError", "train_step", "autocast"]
-
-
-class LossBalancer(Protocol):
-    """Per-task losses ``[T]`` (detached) -> weights ``[T]``; what a loss-weighting method is."""
-
-    kind: str
-
-    def weigh(self, losses: Tensor) -> Tensor: ...
-
-
-class StaticWeights:
-    """Weights that never change: all ones (equal weighting, ``ew``) or user-fixed ones."""
-
-    kind = "loss"
-
-    def __init__(self, weights: Sequence[float]) -> None:
-        self.weights = torch.tensor([float(w) for w in weights])
-
-    def weigh(self, losses: Tensor) -> Tensor:
-        return self.weights.to(losses.device, losses.dtype)
+__all__ = ["StepParts", "NonFiniteLossError", "train_step", "autocast"]
 
 
 @dataclass
 class StepParts:
     """What a step updates besides the model; built once by the trainer."""
 
-    optimizer: Optimizer
-    scheduler: LRScheduler
+    optimizer: Optimizer  # holds the method's own parameters too (UW's log-variances)
+    scheduler: LRScheduler  # stepped once per update: its step count also paces ``every``
     scaler: torch.amp.GradScaler  # enabled only for fp16 on CUDA
-    balancer: LossBalancer
+    method: Balancer  # from mtvision.balancing.create
+    params: TaskParameters  # task_parameters(model), built once: it keeps the G buffer between steps
     amp_dtype: torch.dtype | None = None  # autocast dtype; None = full precision
     grad_clip: float | None = None  # max global gradient norm; None = no clipping
+    gradients: Literal["parameters", "representation"] | None = None  # None = the method's own
+    every: int = 1  # gradient methods: recompute the weights every K updates, reuse them in between
+    monitor: BalanceMonitor | None = None  # diagnostics: per-task gradient norms and cosines when set
 
 
 class NonFiniteLossError(RuntimeError):
@@ -75,40 +63,52 @@ class NonFiniteLossError(RuntimeError):
 def train_step(model: nn.Module, batch: Batch, parts: StepParts) -> dict[str, float]:
     """One optimisation step on ``batch``; returns losses, weights and grad norm as floats.
 
-    A step whose loss (or, without a GradScaler, gradient) is not finite changes nothing
-    and returns ``skipped = 1.0`` after a warning; counting those is the loop's job. The
-    only host-device sync is the one ``tolist()`` that reads every number at once.
+    A step whose loss or gradient is not finite changes nothing and returns
+    ``skipped = 1.0`` after a warning; counting those is the loop's job.
     """
-    names = list(unwrap(model).tasks)
+    net = unwrap(model)
+    names = list(net.tasks)
     parts.optimizer.zero_grad(set_to_none=True)
-    with autocast(batch.images.device, parts.amp_dtype):
-        _, loss_parts = model(batch.images, batch)
-    # Tasks without a labelled image in this batch have no loss: they count as a constant 0.
-    zero = batch.images.new_zeros((), dtype=torch.float32)
-    losses = torch.stack([loss_parts[n]["loss"].float() if n in loss_parts else zero for n in names])
-    weights = parts.balancer.weigh(losses.detach())
-    total = (weights * losses).sum()
-
-    parts.scaler.scale(total).backward()
+    with _no_sync(model):
+        with autocast(batch.images.device, parts.amp_dtype):
+            features = net.features(batch.images)
+            _, loss_parts = net.heads(features, tuple(batch.images.shape[-2:]), batch)
+        losses = {n: loss_parts[n]["loss"].float() for n in names if n in loss_parts}
+        # Tasks without a labelled image in this batch have no loss: logged as 0.
+        zero = batch.images.new_zeros((), dtype=torch.float32)
+        vector = torch.stack([losses[n].detach() if n in losses else zero for n in names])
+        # Checked before the method sees the losses: one NaN would poison a stateful method
+        # (DWA's epoch means, FAMO's logits). Summed over the ranks so that all skip together.
+        if not math.isfinite(sum(all_reduce_sum(vector).tolist())):
+            return _skip(parts, names, vector.tolist(), math.nan)
+        reuse = parts.every > 1 and parts.scheduler.last_epoch % parts.every != 0
+        result = balanced_backward(parts.method, losses, parts.params, features=features, mode=parts.gradients,
+                                   scale=_loss_scale(parts.scaler, vector.device),
+                                   reuse_weights=reuse, process_group=_process_group(),
+                                   diagnostics=parts.monitor is not None)
     parts.scaler.unscale_(parts.optimizer)
     grad_norm = _clip_gradients(parts.optimizer, parts.grad_clip)
 
-    values = torch.stack([total.detach(), grad_norm.float(), *losses.detach(), *weights]).tolist()
-    total_value, norm_value = values[0], values[1]
-    finite = math.isfinite(total_value) and (parts.scaler.is_enabled() or math.isfinite(norm_value))
-    if finite:
-        parts.scaler.step(parts.optimizer)
-        parts.scheduler.step()
-    else:  # as if the batch had never come: no update, and the schedule does not advance
-        parts.optimizer.zero_grad(set_to_none=True)
-        warnings.warn(f"non-finite loss, step skipped ({_describe(names, values, norm_value)})",
-                      RuntimeWarning, stacklevel=2)
+    weights = result.weights.detach().to(vector) if result.weights is not None else None
+    values = torch.cat([grad_norm.float().reshape(1).to(vector), vector,
+                        weights if weights is not None else vector[:0]]).tolist()
+    norm_value, loss_values, weight_values = values[0], values[1:1 + len(names)], values[1 + len(names):]
+    if result.skipped or not (parts.scaler.is_enabled() or math.isfinite(norm_value)):
+        parts.scaler.update()  # after unscale_: an fp16 overflow lowers the loss scale
+        return _skip(parts, names, loss_values, norm_value)
+    parts.scaler.step(parts.optimizer)
+    parts.scheduler.step()
     parts.scaler.update()
+    if isinstance(parts.method, LossBalancer) and parts.method.needs_new_losses:
+        _show_new_losses(model, batch, parts.method, parts.amp_dtype)
+    if parts.monitor is not None:
+        parts.monitor.update(result)
 
-    result = {"loss": total_value, "grad_norm": norm_value, "skipped": 0.0 if finite else 1.0}
-    result.update({f"{n}/loss": v for n, v in zip(names, values[2:2 + len(names)])})
-    result.update({f"{n}/weight": v for n, v in zip(names, values[2 + len(names):])})
-    return result
+    total = sum(w * v for w, v in zip(weight_values, loss_values)) if weight_values else sum(loss_values)
+    out = {"loss": total, "grad_norm": norm_value, "skipped": 0.0}
+    out.update({f"{n}/loss": v for n, v in zip(names, loss_values)})
+    out.update({f"{n}/weight": v for n, v in zip(names, weight_values)})
+    return out
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -118,6 +118,48 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def _skip(parts: StepParts, names: list[str], losses: list[float], grad_norm: float) -> dict[str, float]:
+    """As if the batch had never come: no update, and the schedule does not advance."""
+    parts.optimizer.zero_grad(set_to_none=True)
+    bad = [f"{n}={v}" for n, v in zip(names, losses) if not math.isfinite(v)]
+    warnings.warn(f"non-finite loss, step skipped ({', '.join(bad) or f'grad_norm={grad_norm}'})",
+                  RuntimeWarning, stacklevel=3)
+    out = {"loss": sum(losses), "grad_norm": grad_norm, "skipped": 1.0}
+    out.update({f"{n}/loss": v for n, v in zip(names, losses)})
+    return out
+
+
+def _show_new_losses(model: nn.Module, batch: Batch, method: LossBalancer, amp_dtype: torch.dtype | None) -> None:
+    """FAMO's second look (Liu et al. 2023, Alg. 1): the same batch's losses after the update,
+    averaged over the ranks where each task is present, so every rank's state stays equal."""
+    net = unwrap(model)
+    names = list(net.tasks)
+    with torch.no_grad(), autocast(batch.images.device, amp_dtype):
+        _, loss_parts = net(batch.images, batch)
+    stats = batch.images.new_zeros(2, len(names), dtype=torch.float32)
+    for i, name in enumerate(names):
+        if name in loss_parts:
+            stats[0, i], stats[1, i] = 1.0, loss_parts[name]["loss"].float()
+    stats = all_reduce_sum(stats)
+    present = stats[0] > 0
+    method.update(stats[1, present] / stats[0, present], present.nonzero().flatten().cpu())
+
+
+def _loss_scale(scaler: torch.amp.GradScaler, device: torch.device) -> float:
+    """The GradScaler factor the backward runs at (1.0 without one); ``scale()`` is what
+    creates a fresh scaler's factor, which ``unscale_`` and ``step`` then expect."""
+    return float(scaler.scale(torch.ones((), device=device))) if scaler.is_enabled() else 1.0
+
+
+def _no_sync(model: nn.Module) -> contextlib.AbstractContextManager:
+    """DDP's ``no_sync()``, a no-op context for a bare model."""
+    return model.no_sync() if isinstance(model, nn.parallel.DistributedDataParallel) else contextlib.nullcontext()
+
+
+def _process_group() -> dist.ProcessGroup | None:
+    return dist.group.WORLD if dist.is_initialized() else None
+
+
 def _clip_gradients(optimizer: Optimizer, max_norm: float | None) -> Tensor:
     """Global gradient norm (before clipping), clipping in place when ``max_norm`` is set."""
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
@@ -125,9 +167,3 @@ def _clip_gradients(optimizer: Optimizer, max_norm: float | None) -> Tensor:
     if max_norm is not None:
         nn.utils.clip_grads_with_norm_(params, max_norm, norm)
     return norm
-
-
-def _describe(names: list[str], values: list[float], grad_norm: float) -> str:
-    losses = values[2:2 + len(names)]
-    bad = [f"{n}={v}" for n, v in zip(names, losses) if not math.isfinite(v)]
-    return ", ".join(bad) if bad else f"grad_norm={grad_norm}"

@@ -2,6 +2,11 @@
 best checkpoint, early stopping, resume, logs and plots -- and nothing that touches the
 weights, which is the step's job alone.
 
+The balancing method (default: equal weighting) is the trainer's too: its own parameters
+(UW) train with the model, its state (DWA, FAMO, the weights reused between recomputations)
+goes into every checkpoint, ``end_epoch()`` closes each epoch, and its diagnostics become
+``balance/...`` columns of ``results.csv`` plus ``balance.png`` and ``conflicts.png``.
+
 The trainer takes objects and a small :class:`TrainSettings`; it never sees the config
 (the CLI builds everything). Under ``torchrun`` every rank runs the same loop; rank 0
 alone prints, logs and saves.
@@ -17,13 +22,16 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from mtvision.balancing import Balancer, create
+from mtvision.balancing.backward import task_parameters
+from mtvision.balancing.diagnostics import BalanceMonitor
 from mtvision.data.dataset import collate
 from mtvision.engine import checkpoint as ckpt
 from mtvision.engine.console import epoch_progress, metric_table
@@ -31,9 +39,9 @@ from mtvision.engine.distributed import DistInfo, ShardSampler, sync_buffers, tr
 from mtvision.engine.evaluate import Results, evaluate, higher_is_better, is_better
 from mtvision.engine.loggers import CSVLogger, Row, TensorBoardLogger
 from mtvision.engine.optim import build_optimizer, build_scheduler, resolve_amp
-from mtvision.engine.plots import plot_results
+from mtvision.engine.plots import plot_balancing, plot_results
 from mtvision.engine.predict import save_prediction_grid
-from mtvision.engine.step import LossBalancer, NonFiniteLossError, StaticWeights, StepParts, train_step
+from mtvision.engine.step import NonFiniteLossError, StepParts, train_step
 
 
 @dataclass
@@ -58,6 +66,9 @@ class TrainSettings:
     predict_every_epoch: bool = False
     seed: int = 0
     tensorboard: bool = False
+    balancing_gradients: Literal["auto", "parameters", "representation"] = "auto"  # balancing.gradients
+    balancing_every: int = 1  # balancing.every
+    balancing_diagnostics: bool = True  # balancing.diagnostics
 
 
 @dataclass
@@ -89,7 +100,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset, settings: TrainSettings,
                  run_dir: Path, device: torch.device | None = None, dist_info: DistInfo | None = None,
-                 balancer: LossBalancer | None = None, metadata: dict[str, Any] | None = None,
+                 method: Balancer | None = None, metadata: dict[str, Any] | None = None,
                  console: Console | None = None, find_unused_parameters: bool = False) -> None:
         self.settings, self.run_dir = settings, Path(run_dir)
         self.device = device or torch.device("cpu")
@@ -103,21 +114,28 @@ class Trainer:
         self.train_loader = self._loader(train_set, self.sampler, drop_last=len(self.sampler) > settings.batch_size)
         self.val_loader = self._loader(val_set, ShardSampler(len(val_set), self.dist.rank, self.dist.world_size))
         self.amp_dtype, use_scaler = resolve_amp(settings.amp, self.device)
-        optimizer = build_optimizer(self.model, settings.lr, settings.weight_decay)
+        self.method = (method or create("ew", num_tasks=len(self.tasks))).to(self.device)
+        optimizer = build_optimizer(self.model, settings.lr, settings.weight_decay, extra=self.method.parameters())
         steps = len(self.train_loader)
         scheduler = build_scheduler(optimizer, round(settings.warmup_epochs * steps), settings.epochs * steps,
                                     settings.schedule)
+        gradients = None if settings.balancing_gradients == "auto" else settings.balancing_gradients
+        monitor = BalanceMonitor(list(self.tasks)) if settings.balancing_diagnostics else None
         self.parts = StepParts(optimizer, scheduler, torch.amp.GradScaler(self.device.type, enabled=use_scaler),
-                               balancer or StaticWeights([1.0] * len(self.tasks)), self.amp_dtype, settings.grad_clip)
+                               self.method, task_parameters(unwrap(self.model)), self.amp_dtype, settings.grad_clip,
+                               gradients, settings.balancing_every, monitor)
         self.best_metric, self.higher = self._best_metric()
         self.state = _State()
         self.loggers: list[Any] = []
 
     # --- public ---------------------------------------------------------------------
     def resume(self, path: str | Path) -> None:
-        """Continue from a ``last.pt``: weights, optimizer, scheduler, scaler, RNG and loop state."""
+        """Continue from a ``last.pt``: weights, optimizer, scheduler, scaler, RNG, balancing and loop state."""
         state = ckpt.load_checkpoint(path)
         unwrap(self.model).load_state_dict(state["model"])
+        self.method.load_state_dict(state["balancing"])
+        last = state["balancing_last_weights"]  # reused between recomputations (balancing.every)
+        self.method.last_weights = None if last is None else last.to(self.device)
         self.parts.optimizer.load_state_dict(state["optimizer"])
         self.parts.scheduler.load_state_dict(state["scheduler"])
         self.parts.scaler.load_state_dict(state["scaler"])
@@ -148,6 +166,8 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> Row:
         self.model.train()
         self.sampler.set_epoch(epoch)
+        if self.parts.monitor is not None:
+            self.parts.monitor.reset()
         sums: dict[str, float] = {}
         steps = 0
         with epoch_progress(self.console, len(self.train_loader), f"epoch {epoch}/{self.settings.epochs}") as bar:
@@ -160,8 +180,11 @@ class Trainer:
                 for key, value in values.items():
                     sums[key] = sums.get(key, 0.0) + value
         sync_buffers(self.model)
+        self.method.end_epoch()  # epoch-level methods (DWA) close the epoch's mean losses
         row = {f"train/{key}": value / max(steps, 1) for key, value in sums.items() if key != "skipped"}
         row["lr"] = self.parts.optimizer.param_groups[0]["lr"]
+        if self.parts.monitor is not None:
+            row.update(self.parts.monitor.summary())
         return row
 
     def _count_nonfinite(self, values: dict[str, float]) -> bool:
@@ -207,6 +230,7 @@ class Trainer:
             "scheduler": optim.scheduler.state_dict(), "scaler": optim.scaler.state_dict(),
             "rng": ckpt.rng_state(), "epoch": self.state.epoch, "best_score": self.state.best_score,
             "bad_evals": self.state.bad_evals, "elapsed": self.state.elapsed, "best_metric": self.best_metric,
+            "balancing": self.method.state_dict(), "balancing_last_weights": self.method.last_weights,
             **self.metadata,
         })
 
@@ -229,6 +253,8 @@ class Trainer:
             logger.close()
         if self.loggers and self.loggers[0].rows:
             plot_results(self.loggers[0].rows, self.run_dir / "results.png")
+            if self.parts.monitor is not None:
+                plot_balancing(self.loggers[0].rows, self.run_dir)
         self._draw("final")
 
     def _draw(self, tag: str) -> None:
