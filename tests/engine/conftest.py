@@ -61,3 +61,27 @@ def make_model() -> Callable[..., MultiTaskModel]:
 @pytest.fixture(scope="session")
 def make_dataset() -> Callable[..., MultiTaskDataset]:
     return _dataset
+
+
+@pytest.fixture()
+def train_from_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[dict], list[dict]]:
+    """Run ``mtvision train`` on a config dict (tiny model, 1 epoch unless given) and return results.csv rows."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mtvision.cli import app
+    from mtvision.engine.loggers import read_results
+
+    def train(config: dict) -> list[dict]:
+        defaults = {"model": {"backbone": BACKBONE, "neck_channels": 16},
+                    "train": {"epochs": 1, "warmup_epochs": 0, "predict_images": 0}}
+        merged = {**defaults, **config, "train": {**defaults["train"], **config.get("train", {})}}
+        path = tmp_path / "run.yaml"
+        path.write_text(json.dumps(merged))  # JSON is YAML
+        monkeypatch.chdir(tmp_path)
+        result = CliRunner().invoke(app, ["train", str(path)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return read_results(tmp_path / "runs" / "demo" / "results.csv")
+
+    return train

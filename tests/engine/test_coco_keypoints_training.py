@@ -6,14 +6,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
-from typer.testing import CliRunner
 
-from mtvision.cli import app
 from mtvision.engine.datasets import read_record
-from mtvision.engine.loggers import read_results
 
 torch.set_num_threads(1)
 
@@ -53,24 +49,18 @@ def _coco_keypoints(root: Path) -> Path:
     return path
 
 
-def test_train_detection_masks_and_keypoints_on_coco_keypoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_detection_masks_and_keypoints_on_coco_keypoints(tmp_path: Path, train_from_config) -> None:
     path = _coco_keypoints(tmp_path)
     info = read_record(path).tasks["objects"]
     assert info.keypoint_names == NAMES
     assert info.skeleton[0] == (15, 13)  # 1-based [16, 14] read as 0-based
     assert info.flip_idx[1:3] == [2, 1] and info.flip_idx[0] == 0  # left_eye <-> right_eye, nose stays
 
-    config = tmp_path / "run.yaml"
-    config.write_text(json.dumps({
+    (row,) = train_from_config({
         "data": {"source": str(path), "val": str(path), "image_size": 48, "batch_size": 3, "augment": "light"},
         "tasks": {"objects": {"type": "detection", "options": {"masks": True, "keypoints": True}}},
-        "model": {"backbone": "test_resnet.r160_in1k", "neck_channels": 16},
-        "train": {"epochs": 1, "warmup_epochs": 0, "predict_images": 2, "best_metric": "val/objects/kpt_ap50"},
-    }))
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["train", str(config)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    (row,) = read_results(tmp_path / "runs" / "demo" / "results.csv")
+        "train": {"predict_images": 2, "best_metric": "val/objects/kpt_ap50"},
+    })
     assert np.isfinite(row["train/objects/loss"])
     for key in ("val/objects/bbox_ap50", "val/objects/segm_ap50", "val/objects/kpt_ap50"):
         assert 0.0 <= row[key] <= 1.0, key
