@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image as PILImage
 from torch import Tensor
-from torchvision import tv_tensors
 
 from mtvision.data.dataset import collate
+from mtvision.data.loading import load_image
 from mtvision.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from mtvision.draw import save_png, tile
 from mtvision.engine.step import autocast
@@ -114,6 +113,4 @@ def predict_files(model: MultiTaskModel, paths: Sequence[Path], out: Path, trans
 
 
 def _read(path: Path) -> Sample:
-    with PILImage.open(path) as picture:
-        pixels = np.asarray(picture.convert("RGB"))
-    return Sample(tv_tensors.Image(torch.from_numpy(pixels.copy()).permute(2, 0, 1)), meta={"file_name": path.name})
+    return Sample(load_image(path), meta={"file_name": path.name})

@@ -21,7 +21,7 @@ Example:
     ...                  channels=16, strides=[4, 8, 16, 32]).eval()
     >>> feats = [torch.randn(1, 16, 64 // s, 64 // s) for s in (4, 8, 16, 32)]
     >>> sorted(task(feats, (64, 64))[0])
-    ['boxes', 'labels', 'scores']
+    ['boxes', 'image_size', 'labels', 'scores']
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from torch import Tensor
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
@@ -42,6 +41,7 @@ from torchvision.models.detection.roi_heads import RoIHeads, paste_masks_in_imag
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
+from mtvision.data.formats._common import mask_to_rle
 from mtvision.data.record import TaskInfo
 from mtvision.draw import draw_instances
 from mtvision.structures import Instances
@@ -166,8 +166,7 @@ class Detection(Task):
                                     "score": round(float(output["scores"][i]), 4),
                                     "box": [round(float(v), 2) for v in output["boxes"][i]]}
             if "masks" in output:
-                rle = mask_utils.encode(np.asfortranarray(output["masks"][i].astype(np.uint8)))
-                item["mask"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+                item["mask"] = mask_to_rle(output["masks"][i])
             if "keypoints" in output:
                 item["keypoints"] = [[round(float(x), 2), round(float(y), 2), round(float(s), 3)] for (x, y), s
                                      in zip(output["keypoints"][i], output["keypoint_scores"][i])]

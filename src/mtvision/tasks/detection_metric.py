@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from torch import Tensor
 
+from mtvision.data.formats._common import mask_to_rle
 from mtvision.data.record import TaskInfo
 from mtvision.structures import Instances
 from mtvision.tasks.base import Metric
@@ -71,8 +71,7 @@ def _xywh(boxes: Tensor) -> np.ndarray:
 
 
 def _rle(mask: Tensor) -> dict[str, Any]:
-    rle = mask_utils.encode(np.asfortranarray(mask.detach().cpu().numpy().astype(np.uint8)))
-    return {"size": rle["size"], "counts": rle["counts"].decode()}
+    return mask_to_rle(mask.detach().cpu().numpy())
 
 
 def _flat_keypoints(xy: Tensor, third: Tensor) -> list[float]:
