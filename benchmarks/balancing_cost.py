@@ -1,8 +1,9 @@
 """What balancing costs: the training-step time and peak memory of every method, relative to EW.
 
-The model is the demo's (``resnet18`` + 64-channel FPN, trained from scratch) on 16 synthetic
-64x64 scenes, with the first T of the demo's tasks (semseg, depth, normals, classes,
-lighting, edges). A step is: forward, :func:`~mtvision.balancing.backward.balanced_backward`,
+The model is the demo's (``test_resnet.r160_in1k`` + 64-channel FPN, trained from scratch) on
+one batch of 32 synthetic 64x64 scenes, with the first T of the demo's tasks (semseg, depth,
+normals, classes, lighting, edges); ``--backbone resnet18 --batch 16`` measures a shared trunk
+30 times larger (11.7M parameters), where ``G`` outweighs the activations. A step is: forward, :func:`~mtvision.balancing.backward.balanced_backward`,
 AdamW step. Every gradient method runs in both gradient modes, plus the ``every: 10``
 variant (one full step, then nine that reuse its weights: its time is ``(full + 9 reuse) /
 10`` from the two step kinds measured side by side).
@@ -21,6 +22,7 @@ state) — from ``torch.profiler``'s allocation events on the CPU, ``max_memory_
 on CUDA. It counts activations, gradients, ``G`` and temporaries; not the Python heap.
 
     .venv/bin/python benchmarks/balancing_cost.py --tasks 3 6 --repeats 3
+    .venv/bin/python benchmarks/balancing_cost.py --tasks 3 6 --repeats 3 --backbone resnet18 --batch 16
     .venv/bin/python benchmarks/balancing_cost.py --quick      # tiny model, a smoke run
 """
 
@@ -44,12 +46,14 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from mtvision.balancing import Balancer, available, create  # noqa: E402
 from mtvision.balancing.backward import TaskParameters, balanced_backward, task_parameters  # noqa: E402
+from mtvision.config import Config  # noqa: E402
 from mtvision.data.dataset import collate  # noqa: E402
 from mtvision.data.synthetic import SyntheticDataset, synthetic_tasks  # noqa: E402
 from mtvision.data.transforms import build_transforms  # noqa: E402
 from mtvision.models import MultiTaskModel, TaskSpec, build_model  # noqa: E402
 from mtvision.structures import Batch  # noqa: E402
 
+DEMO = Config()  # the defaults are the demo's (configs/demo.yaml)
 TASK_TYPES = {"semseg": "semantic_segmentation", "depth": "depth", "normals": "normals",
               "classes": "classification", "lighting": "classification", "edges": "edges"}
 
@@ -84,7 +88,8 @@ def make_setup(num_tasks: int, backbone: str, size: int, batch_size: int, device
     infos = synthetic_tasks()
     torch.manual_seed(0)
     tasks = dict(itertools.islice(TASK_TYPES.items(), num_tasks))
-    model = build_model(backbone, {n: TaskSpec(k, infos[n]) for n, k in tasks.items()}, neck_channels=64).to(device)
+    specs = {n: TaskSpec(k, infos[n]) for n, k in tasks.items()}
+    model = build_model(backbone, specs, neck_channels=DEMO.model.neck_channels).to(device)
     dataset = SyntheticDataset(batch_size, size=size, transform=build_transforms("none", (size, size), train=False))
     batch = collate([dataset[i] for i in range(batch_size)]).to(device)
     return Setup(model, batch, torch.optim.AdamW(model.parameters(), lr=1e-5), device, task_parameters(model))
@@ -206,12 +211,15 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, nargs="+", default=[3, 6], help="numbers of tasks T (at most 6)")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds after the warm-up round")
     parser.add_argument("--quick", action="store_true", help="tiny backbone, 32x32, batch 4, 1 round: a smoke run")
+    parser.add_argument("--backbone", default=DEMO.model.backbone, help="timm backbone (default: the demo's)")
+    parser.add_argument("--batch", type=int, default=DEMO.data.batch_size, help="batch size (default: the demo's)")
+    parser.add_argument("--size", type=int, default=DEMO.data.image_size, help="image side (default: the demo's)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
     backbone, size, batch, repeats = ("test_resnet.r160_in1k", 32, 4, 1) if args.quick else \
-        ("resnet18", 64, 16, args.repeats)
+        (args.backbone, args.size, args.batch, args.repeats)
     lines = ["| method | kind | mode | T | time/EW | time/floor | memory/EW | ms/step | peak MiB |", "|---" * 9 + "|"]
     for num_tasks in args.tasks:
         print(f"T={num_tasks}: {backbone}, {batch}x{size}x{size}, {repeats} timed rounds", flush=True)

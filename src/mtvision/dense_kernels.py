@@ -29,6 +29,7 @@ from torchvision.transforms.v2 import functional as F
 from torchvision.transforms.v2.functional._geometry import _get_inverse_affine_matrix
 
 from mtvision.structures import DepthMap, NormalMap
+from mtvision.vectors import unit_vectors
 
 _SPATIAL = (
     F.resize, F.crop, F.center_crop, F.resized_crop, F.pad, F.perspective, F.elastic,
@@ -47,8 +48,7 @@ def _turn_normals(normals: Tensor, linear: Tensor) -> Tensor:
     turn = torch.linalg.inv(linear).T.to(normals.dtype)
     xy = torch.einsum("ij,jhw->ihw", turn, normals[:2])
     turned = torch.cat([xy, normals[2:]], dim=0)
-    norm = turned.norm(dim=0, keepdim=True)
-    return torch.where(norm > 0, turned / norm.clamp_min(1e-12), turned)
+    return unit_vectors(turned, dim=0)
 
 
 def _affine_linear(angle: float, scale: float, shear: list[float]) -> Tensor:

@@ -13,7 +13,9 @@ Two balances, one for each kind of imbalance:
 Needs ``losses=``. The EMA starts at the first gradient (no zero-start bias). Because ``d``
 mixes past gradients, it is not a combination of the current ones: ``last_weights`` is
 None. State: the EMA ``Tensor[T, D]`` and per-task step counts (only present tasks update;
-``d`` combines the present tasks).
+``d`` combines the present tasks). The EMA rows are updated in place, one row at a time,
+and ``d`` is one matrix-vector product over the whole EMA (zero coefficients for absent
+tasks): no ``[T, D]`` temporary.
 """
 
 from __future__ import annotations
@@ -46,13 +48,15 @@ class DBMTL(GradientBalancer):
             raise ValueError(f"DB-MTL was fed gradients of size {self.ema.shape[1]}, now {grads.shape[1]}")
         i = idx.to(grads.device)
         self.steps[i] += 1
-        steps = self.steps[i, None]
+        steps = self.steps[i]
         beta = torch.where(steps > 1, self.beta / steps**self.sigma, torch.zeros_like(steps))
-        ema = beta * self.ema[i] + (1 - beta) * grads / (losses[:, None] + self.eps)
-        self.ema[i] = ema
-        norms = ema.norm(dim=1).clamp_min(self.eps)
+        scales = ((1 - beta) / (losses + self.eps)).tolist()
+        for row, (task, b, scale) in enumerate(zip(idx.tolist(), beta.tolist(), scales)):
+            self.ema[task].mul_(b).add_(grads[row], alpha=scale)
+        norms = torch.stack([torch.linalg.vector_norm(self.ema[task]) for task in idx.tolist()]).clamp_min(self.eps)
+        coefficients = self.ema.new_zeros(self.num_tasks).index_put_((i,), norms.max() / norms)
         self.last_weights = None
-        return (norms.max() / norms) @ ema
+        return torch.mv(self.ema.T, coefficients)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         """The EMA's width is the gradient size, known only once seen: take the saved one's."""

@@ -41,6 +41,7 @@ from mtvision.data.errors import FormatError
 from mtvision.data.formats._common import check_rle, decode_mask
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo, resolve
 from mtvision.structures import DepthMap, Instances, NormalMap, Sample
+from mtvision.vectors import unit_vectors
 
 __all__ = ["CorruptImageError", "load_sample", "load_image", "instances_from_annotations", "label_tensor"]
 
@@ -220,9 +221,7 @@ def _normals(array: np.ndarray, ref: DenseRef) -> NormalMap:
     if np.issubdtype(chw.dtype, np.floating):
         return NormalMap(torch.from_numpy(chw.astype(np.float32)))
     vectors = torch.from_numpy(chw.astype(np.float32) / np.iinfo(chw.dtype).max * 2 - 1)
-    length = vectors.norm(dim=0, keepdim=True)
-    unit = torch.where(length > 0, vectors / length.clamp_min(1e-12), vectors)
-    return NormalMap(unit * torch.from_numpy(np.any(chw != 0, axis=0))[None])
+    return NormalMap(unit_vectors(vectors, dim=0) * torch.from_numpy(np.any(chw != 0, axis=0))[None])
 
 
 _DENSE: dict[str, Callable[[np.ndarray, DenseRef], Tensor]] = {

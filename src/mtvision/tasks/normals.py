@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from mtvision.data.record import TaskInfo
 from mtvision.draw import normals_to_rgb
 from mtvision.tasks._metrics import SplitMetric, masked_mean
 from mtvision.tasks.base import Metric, register
 from mtvision.tasks.dense_head import DenseTask, fit, per_image
+from mtvision.vectors import unit_vectors, vector_length
 
 BIN_DEGREES = 0.01  # median resolution
 THRESHOLDS = (11.25, 22.5, 30.0)
@@ -60,10 +60,10 @@ class Normals(DenseTask):
         super().__init__(name, info, channels, strides, out_channels=3, hidden=hidden)
 
     def activate(self, raw: Tensor) -> Tensor:
-        return F.normalize(raw, dim=1)
+        return unit_vectors(raw, dim=1)
 
     def loss(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
-        cosine = (prediction.float() * F.normalize(target.float(), dim=1)).sum(dim=1)
+        cosine = (prediction.float() * unit_vectors(target.float(), dim=1)).sum(dim=1)
         return {"loss": masked_mean(1 - cosine, valid_pixels(target))}
 
     def make_metric(self) -> Metric:
@@ -91,7 +91,7 @@ def valid_pixels(normals: Tensor) -> Tensor:
 def angle_degrees(prediction: Tensor, target: Tensor) -> Tensor:
     """Per-pixel angle in degrees between ``[B, 3, H, W]`` vector maps (any lengths)."""
     prediction, target = prediction.float(), target.float()
-    sine = torch.linalg.cross(prediction, target, dim=1).norm(dim=1)
+    sine = vector_length(torch.linalg.cross(prediction, target, dim=1), dim=1)
     return torch.rad2deg(torch.atan2(sine, (prediction * target).sum(dim=1)))
 
 
