@@ -3,10 +3,12 @@
 The model is the demo's (``test_resnet.r160_in1k`` + 64-channel FPN, trained from scratch) on
 one batch of 32 synthetic 64x64 scenes, with the first T of the demo's tasks (semseg, depth,
 normals, classes, lighting, edges); ``--backbone resnet18 --batch 16`` measures a shared trunk
-30 times larger (11.7M parameters), where ``G`` outweighs the activations. A step is: forward, :func:`~mtvision.balancing.backward.balanced_backward`,
-AdamW step. Every gradient method runs in both gradient modes, plus the ``every: 10``
-variant (one full step, then nine that reuse its weights: its time is ``(full + 9 reuse) /
-10`` from the two step kinds measured side by side).
+30 times larger (11.7M parameters), where ``G`` outweighs the activations. A step is the
+trainer's :func:`~mtvision.engine.step.train_step` (forward, the balanced backward, AdamW
+step, and FAMO's second forward on the updated model; diagnostics off). Every gradient
+method runs in both gradient modes, plus the ``every: 10`` variant (one full step, then
+nine that reuse its weights: its time is ``(full + 9 reuse) / 10`` from the two step kinds
+measured side by side).
 
 The **floor** is the least an exact per-task method can do: one forward, T plain
 ``autograd.grad`` calls over the shared parameters (no heads, no copies, no method) and the
@@ -42,14 +44,17 @@ from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 import torch  # noqa: E402
+from torch.amp import GradScaler  # noqa: E402
+from torch.optim.lr_scheduler import LambdaLR  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from mtvision.balancing import Balancer, available, create  # noqa: E402
-from mtvision.balancing.backward import TaskParameters, balanced_backward, task_parameters  # noqa: E402
+from mtvision.balancing.backward import TaskParameters, task_parameters  # noqa: E402
 from mtvision.config import Config  # noqa: E402
 from mtvision.data.dataset import collate  # noqa: E402
 from mtvision.data.synthetic import SyntheticDataset, synthetic_tasks  # noqa: E402
 from mtvision.data.transforms import build_transforms  # noqa: E402
+from mtvision.engine.step import StepParts, train_step  # noqa: E402
 from mtvision.models import MultiTaskModel, TaskSpec, build_model  # noqa: E402
 from mtvision.structures import Batch  # noqa: E402
 
@@ -96,20 +101,14 @@ def make_setup(num_tasks: int, backbone: str, size: int, batch_size: int, device
 
 
 def method_variant(setup: Setup, name: str, mode: str, reuse: bool = False) -> Variant:
-    """Training steps with method ``name`` (its own instance, so its state is its own)."""
+    """Real training steps (:func:`train_step`) with method ``name``, its own instance so that
+    its state is its own; ``reuse``: every step after the first reuses the first's weights."""
     method = create(name, num_tasks=len(setup.names)).to(setup.device)
-    size = tuple(setup.batch.images.shape[-2:])
-
-    def step() -> None:
-        setup.optimizer.zero_grad(set_to_none=True)
-        features = setup.model.features(setup.batch.images)
-        _, parts = setup.model.heads(features, size, setup.batch)
-        losses = {n: parts[n]["loss"] for n in setup.names}
-        balanced_backward(method, losses, setup.params, features=features, mode=None if mode == "-" else mode,
-                          reuse_weights=reuse)
-        setup.optimizer.step()
-
-    return Variant(name, method.kind, "reuse" if reuse else mode, step, method)
+    schedule = LambdaLR(setup.optimizer, lambda _: 1.0)
+    parts = StepParts(setup.optimizer, schedule, GradScaler(setup.device.type, enabled=False), method, setup.params,
+                      gradients=None if mode == "-" else mode, every=2**62 if reuse else 1)  # type: ignore[arg-type]
+    return Variant(name, method.kind, "reuse" if reuse else mode, lambda: train_step(setup.model, setup.batch, parts),
+                   method)
 
 
 def floor_step(setup: Setup) -> Callable[[], None]:

@@ -12,7 +12,7 @@ the run's time (training + per-epoch validation, from ``results.csv``) and
 (Maninis et al. 2019; Vandenhende et al. 2021): the mean relative gain over EW of the same
 seed, in percent, positive = better. It is printed and written to ``docs/balancing_study.md``.
 
-    .venv/bin/python benchmarks/balancing_study.py --jobs 2              # ~15 min on 2 CPU cores
+    .venv/bin/python benchmarks/balancing_study.py --jobs 2              # ~20 min on 2 CPU cores
     .venv/bin/python benchmarks/balancing_study.py --methods ew pcgrad --seeds 0 --epochs 2 --images 200
 """
 
@@ -86,7 +86,7 @@ def _columns() -> list[tuple[str, bool]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", nargs="+", default=["ew", "uw", "famo", "pcgrad", "upgrad"],
+    parser.add_argument("--methods", nargs="+", default=["ew", "uw", "famo", "pcgrad", "cagrad", "upgrad", "nash_mtl"],
                         help="the first one is the Δm reference")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (one per core at most)")

@@ -2,8 +2,11 @@
 
 One forward pass answers every task; each task then post-processes its own output
 (probabilities, metres, unit normals...), draws it (``Task.draw``) and writes it to JSON
-(``Task.to_json``). Outputs are in the model's input frame (the image resized/letterboxed
-to the training size), which is also the frame the drawings are in.
+(``Task.to_json``). The model sees each image letterboxed to the training size; for image
+files (:func:`predict_files`) every output is mapped back onto the file's own pixels
+(``Task.to_image_frame``), so boxes, keypoints, masks and maps in ``predictions.json`` and
+the drawings line up with the image the user passed in. :func:`save_prediction_grid` draws
+dataset samples, which are already in the model's frame, as they are.
 
 Example:
     >>> import torch
@@ -25,6 +28,7 @@ from torch import Tensor
 from mtvision.data.dataset import collate
 from mtvision.data.loading import load_image
 from mtvision.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from mtvision.data.transforms_geometry import ImageFrame, letterbox_frame
 from mtvision.draw import save_png, tile
 from mtvision.engine.step import autocast
 from mtvision.models import MultiTaskModel
@@ -94,14 +98,20 @@ def find_images(source: Path) -> list[Path]:
 def predict_files(model: MultiTaskModel, paths: Sequence[Path], out: Path, transform: Callable[[Sample], Sample],
                   device: torch.device, amp_dtype: torch.dtype | None = None, batch_size: int = 8) -> Path:
     """Predict every image file: ``out/<task>/<stem>.png`` overlays, ``out/<stem>.png``
-    all tasks side by side, and ``out/predictions.json`` with every task's ``to_json``."""
+    all tasks side by side, and ``out/predictions.json`` with every task's ``to_json``.
+
+    ``transform`` is the evaluation pipeline, which letterboxes to the model's input size
+    (``build_transforms("none", size, train=False)``); outputs are mapped back through that
+    letterbox, so every coordinate and map refers to the pixels of its file.
+    """
     out.mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
-        images = torch.stack([transform(_read(path)).image.as_subclass(Tensor) for path in chunk])
-        outputs = predict(model, images, device, amp_dtype)
-        for row, (path, image) in enumerate(zip(chunk, denormalize(images))):
+        originals = [load_image(path) for path in chunk]
+        outputs = _predict_originals(model, originals, transform, device, amp_dtype)
+        for row, (path, original) in enumerate(zip(chunk, originals)):
+            image = original.permute(1, 2, 0).numpy()
             records[path.name] = {name: model.tasks[name].to_json(outs[row]) for name, outs in outputs.items()}
             for name, outs in outputs.items():
                 (out / name).mkdir(exist_ok=True)
@@ -112,5 +122,15 @@ def predict_files(model: MultiTaskModel, paths: Sequence[Path], out: Path, trans
     return json_path
 
 
-def _read(path: Path) -> Sample:
-    return Sample(load_image(path), meta={"file_name": path.name})
+def _predict_originals(model: MultiTaskModel, originals: Sequence[Tensor], transform: Callable[[Sample], Sample],
+                       device: torch.device, amp_dtype: torch.dtype | None) -> Outputs:
+    """Outputs for ``uint8 [3, H, W]`` images of any sizes, each in its own image's frame."""
+    images = torch.stack([transform(Sample(image)).image.as_subclass(Tensor) for image in originals])
+    frames = [letterbox_frame(tuple(image.shape[-2:]), tuple(images.shape[-2:])) for image in originals]
+    return in_image_frames(model, predict(model, images, device, amp_dtype), frames)
+
+
+def in_image_frames(model: MultiTaskModel, outputs: Outputs, frames: Sequence[ImageFrame]) -> Outputs:
+    """Every task's outputs moved from the model's input onto each image, ``frames[i]`` for image ``i``."""
+    return {name: [model.tasks[name].to_image_frame(output, frame) for output, frame in zip(outs, frames)]
+            for name, outs in outputs.items()}

@@ -2,8 +2,9 @@
 
 A :class:`Task` is an ``nn.Module`` holding its head and knowing everything else about
 the task: its loss on the batched targets (see :class:`~mtvision.structures.Batch`), its
-metric, how a prediction is post-processed, drawn and written to JSON. Adding a task type means adding one module
-in this package that subclasses :class:`Task` and decorates it with :func:`register`.
+metric, how a prediction is post-processed, mapped back onto the user's image, drawn and
+written to JSON. Adding a task type means adding one module in this package that
+subclasses :class:`Task` and decorates it with :func:`register`.
 
 Heads read the neck's feature pyramid: ``features[i]`` has ``channels`` channels and
 stride ``strides[i]`` (finest first, e.g. strides 4, 8, 16, 32).
@@ -23,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from mtvision.data.record import TaskInfo
+from mtvision.data.transforms_geometry import ImageFrame
 
 TASKS: dict[str, type[Task]] = {}
 
@@ -126,6 +128,15 @@ class Task(nn.Module):
     # --- output side ----------------------------------------------------------------
     def postprocess(self, prediction: Any) -> list[Any]:
         """Per-image outputs in a user-facing form (probabilities, metres, unit vectors)."""
+        raise NotImplementedError
+
+    def to_image_frame(self, output: Any, frame: ImageFrame) -> Any:
+        """One postprocessed output moved from the model's input onto the user's image.
+
+        Outputs are computed on the letterboxed input, whose padding and scale mean nothing
+        to the user; ``frame`` says where their image sat in it. No default: a task that
+        silently kept the input frame would hand back misplaced coordinates.
+        """
         raise NotImplementedError
 
     def draw(self, image: np.ndarray, output: Any) -> np.ndarray:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mtvision.data.record import TaskInfo
+from mtvision.data.transforms_geometry import ImageFrame
 from mtvision.draw import tile
 from mtvision.tasks._metrics import SplitMetric, average_precision, f_score, mean_ignoring_nan, safe_div
 from mtvision.tasks.base import Metric, Task, register
@@ -83,6 +84,10 @@ class Classification(Task):
             return [{"probs": p, "labels": np.flatnonzero(p >= self.threshold).tolist()} for p in probs]
         probs = logits.softmax(dim=1).numpy()
         return [{"probs": p, "label": int(p.argmax())} for p in probs]
+
+    def to_image_frame(self, output: dict[str, Any], frame: ImageFrame) -> dict[str, Any]:
+        """Unchanged: an image-level label has no position."""
+        return output
 
     def draw(self, image: np.ndarray, output: dict[str, Any]) -> np.ndarray:
         """The top classes and their scores written over the image."""

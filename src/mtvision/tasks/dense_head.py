@@ -10,7 +10,8 @@ coarse context. With 64 input channels, 4 levels and 32 hidden channels it has ~
 parameters, so the shared backbone stays the bulk of the model.
 
 :class:`DenseTask` holds what segmentation, depth, normals and edges share: building that
-head, the per-image split of a batched map, and overlaying a picture on the image.
+head, the per-image split of a batched map, mapping it back onto the user's image, and
+overlaying a picture on the image.
 
 Example:
     >>> import torch
@@ -23,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image as PILImage
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mtvision.data.record import TaskInfo
+from mtvision.data.transforms_geometry import ImageFrame
 from mtvision.draw import blend
 from mtvision.tasks.base import Task
 
@@ -68,6 +71,8 @@ class DenseTask(Task):
     (identity for logits, softplus for depth, normalisation for normals).
     """
 
+    label_map: ClassVar[bool] = False  # outputs are class indices: resample nearest, never blend
+
     def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int], out_channels: int,
                  hidden: int = 32) -> None:
         super().__init__(name=name, info=info, channels=channels, strides=strides)
@@ -78,6 +83,16 @@ class DenseTask(Task):
 
     def activate(self, raw: Tensor) -> Tensor:
         return raw
+
+    def to_image_frame(self, output: np.ndarray, frame: ImageFrame) -> np.ndarray:
+        """The ``[..., H, W]`` map's content region at the image's size.
+
+        Continuous maps (depth, edge probabilities) are resized bilinearly: the head already
+        upsamples its stride-4 prediction bilinearly, so this continues the same smooth field
+        instead of stamping ~15 px blocks when a 64 px input is enlarged to a 1000 px image.
+        Label maps (``label_map``) use nearest, so no class appears between two others.
+        """
+        return frame.map_to_original(output, nearest=self.label_map)
 
 
 def per_image(maps: Tensor) -> list[np.ndarray]:

@@ -43,6 +43,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from mtvision.data.formats._common import mask_to_rle
 from mtvision.data.record import TaskInfo
+from mtvision.data.transforms_geometry import ImageFrame
 from mtvision.draw import draw_instances
 from mtvision.structures import Instances
 from mtvision.tasks.base import Metric, Task, register
@@ -144,6 +145,16 @@ class Detection(Task):
 
     def postprocess(self, prediction: list[dict[str, Tensor]]) -> list[dict[str, np.ndarray]]:
         return [{k: v.detach().cpu().numpy() for k, v in p.items()} for p in prediction]
+
+    def to_image_frame(self, output: dict[str, np.ndarray], frame: ImageFrame) -> dict[str, np.ndarray]:
+        """Boxes and keypoints through the inverse letterbox, masks cropped and resized (nearest);
+        ``image_size`` becomes the image's, so :meth:`draw` on that image rescales nothing."""
+        mapped = {**output, "boxes": frame.boxes_to_original(output["boxes"]), "image_size": np.array(frame.original)}
+        if "masks" in output:
+            mapped["masks"] = frame.map_to_original(output["masks"], nearest=True)
+        if "keypoints" in output:
+            mapped["keypoints"] = frame.points_to_original(output["keypoints"])
+        return mapped
 
     def draw(self, image: np.ndarray, output: dict[str, np.ndarray], min_score: float = 0.3) -> np.ndarray:
         """Detections above ``min_score`` over ``image``, rescaled when it is larger than the model's frame."""

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from mtvision.data.record import TaskInfo
+from mtvision.data.transforms_geometry import ImageFrame
 from mtvision.draw import normals_to_rgb
 from mtvision.tasks._metrics import SplitMetric, masked_mean
 from mtvision.tasks.base import Metric, register
@@ -72,6 +73,11 @@ class Normals(DenseTask):
     def postprocess(self, prediction: Tensor) -> list[np.ndarray]:
         """One ``[3, H, W]`` float32 unit-normal map per image."""
         return per_image(prediction)
+
+    def to_image_frame(self, output: np.ndarray, frame: ImageFrame) -> np.ndarray:
+        """Bilinear like every continuous map, then renormalised: a blend of two unit vectors
+        is shorter than 1, and users rely on unit normals."""
+        return unit_vectors(torch.from_numpy(super().to_image_frame(output, frame)), dim=0).numpy()
 
     def draw(self, image: np.ndarray, output: np.ndarray) -> np.ndarray:
         """Normals as colours ``(n + 1) / 2``, at the image's size."""

@@ -37,6 +37,7 @@ class SemanticSegmentation(DenseTask):
 
     target_kind = "semantic"
     primary_metric = "miou"
+    label_map = True
     metrics_higher_is_better = {"miou": True, "pixel_acc": True}
 
     def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int], *, hidden: int = 32) -> None:
