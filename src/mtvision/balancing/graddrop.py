@@ -34,10 +34,11 @@ class GradDrop(GradientBalancer):
     """Keep, per coordinate, only the gradient contributions of one randomly chosen sign."""
 
     def _aggregate(self, grads: Tensor, idx: Tensor, losses: Tensor | None) -> Tensor:
-        total, magnitude = grads.sum(0), grads[0].abs()
+        total, magnitude, row_magnitude = grads.sum(0), grads[0].abs(), torch.empty_like(grads[0])
         for row in grads[1:]:  # a row at a time: faster than abs().sum(0), 25x faster than an L1 norm over dim 0
-            magnitude.add_(row.abs())
+            magnitude.add_(torch.abs(row, out=row_magnitude))
         # P > U  ⇔  S > (2U − 1)·A: no division, and A = 0 (all rows 0) keeps the (zero) negative part
-        threshold = torch.rand_like(total).mul_(2).sub_(1).mul_(magnitude)
+        keep_positive = total > torch.rand(total.shape, out=row_magnitude).mul_(2).sub_(1).mul_(magnitude)
+        negative = torch.sub(total, magnitude, out=row_magnitude)
         self.last_weights = None
-        return torch.where(total > threshold, magnitude + total, total - magnitude).mul_(0.5)
+        return torch.where(keep_positive, magnitude.add_(total), negative, out=total).mul_(0.5)
