@@ -179,6 +179,7 @@ def _task_backward(method: GradientBalancer, tasks: Tasks, params: TaskParameter
     if not skipped and isinstance(method, GramianBalancer):
         weights = _gramian_weights(method, tasks, gramian)
     elif not skipped:
+        rows = rows._replace(spare=[None] * len(inputs))  # the method allocates d itself: free the last row first
         update = method.aggregate(rows.grads.div_(scale), tasks.idx, losses=tasks.values).mul_(scale)
         weights = weights if method.last_weights is None else method.last_weights[tasks.idx.to(update.device)]
     _write(rows, inputs, mode, update, weights)
