@@ -63,10 +63,11 @@ def test_coordinates_in_the_padding_are_clipped_to_the_image() -> None:
 
 
 def test_detection_boxes_keypoints_and_masks_land_on_the_original_pixels() -> None:
-    masks = np.zeros((1, 64, 64), dtype=bool)
-    masks[0, 24:32, 16:32] = True  # content rows 8-15, cols 16-31
+    probs = np.zeros((1, 28, 28), dtype=np.float32)
+    probs[0, :, :14] = 1.0  # the left half of the box
     output = {"boxes": np.array([[16.0, 24.0, 48.0, 40.0]], dtype=np.float32), "labels": np.array([1]),
-              "scores": np.array([0.9], dtype=np.float32), "image_size": np.array([64, 64]), "masks": masks,
+              "scores": np.array([0.9], dtype=np.float32), "image_size": np.array([64, 64]), "mask_probs": probs,
+              "masks": np.zeros((1, 64, 64), dtype=bool),
               "keypoints": np.array([[[32.0, 40.0], [16.0, 24.0]]], dtype=np.float32),
               "keypoint_scores": np.array([[1.0, 2.0]], dtype=np.float32)}
     mapped = _detection().to_image_frame(output, WIDE)
@@ -74,8 +75,9 @@ def test_detection_boxes_keypoints_and_masks_land_on_the_original_pixels() -> No
     assert mapped["keypoints"].tolist() == [[[50.0, 37.5], [25.0, 12.5]]]
     assert mapped["image_size"].tolist() == [50, 100]
     expected = np.zeros((1, 50, 100), dtype=bool)
-    expected[0, 12:25, 25:50] = True  # original pixels whose centres fall in y 12.5-25, x 25-50
-    np.testing.assert_array_equal(mapped["masks"], expected)
+    expected[0, 12:38, 25:50] = True  # the left half of the original box x 25-75, y 12.5-37.5
+    assert mapped["masks"].shape == (1, 50, 100)
+    assert _iou(mapped["masks"][0], expected[0]) > 0.9  # pasted at 100x50, not enlarged from 64x64
     assert mapped["labels"] is output["labels"] and mapped["scores"] is output["scores"]
     item = _detection().to_json(mapped)[0]
     assert item["box"] == [25.0, 12.5, 75.0, 37.5] and item["mask"]["size"] == [50, 100]

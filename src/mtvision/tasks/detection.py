@@ -91,7 +91,8 @@ class Detection(Task):
         self.metrics_higher_is_better = {m: True for m in _metric_names(masks, bool(self.num_keypoints))}
 
     def forward(self, features: list[Tensor], image_size: tuple[int, int]) -> list[dict[str, Tensor]]:
-        """Detections per image: boxes XYXY, 0-based labels, scores (+ masks, keypoints)."""
+        """Detections per image: boxes XYXY, 0-based labels, scores (+ masks with their 28x28
+        box-relative probabilities ``mask_probs``, + keypoints)."""
         images, feats = _inputs(features, image_size)
         proposals, _ = self.rpn(images, feats)
         detections, _ = self.roi_heads(feats, proposals, images.image_sizes)
@@ -133,12 +134,16 @@ class Detection(Task):
         out = {"boxes": detection["boxes"], "labels": detection["labels"] - 1, "scores": detection["scores"],
                "image_size": torch.tensor(image_size)}  # the frame of the coordinates, for drawing
         if "masks" in detection:  # [N, 1, 28, 28] probabilities in the box -> full-image masks
-            pasted = paste_masks_in_image(detection["masks"], detection["boxes"], image_size)
-            out["masks"] = pasted[:, 0] > self.mask_threshold
+            out["mask_probs"] = detection["masks"][:, 0]  # kept to paste again at another image's resolution
+            out["masks"] = self._paste_masks(out["mask_probs"], detection["boxes"], image_size)
         if "keypoints" in detection:
             out["keypoints"] = detection["keypoints"][..., :2]
             out["keypoint_scores"] = detection["keypoints_scores"]
         return out
+
+    def _paste_masks(self, probs: Tensor, boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
+        """``[N, h, w]`` box-relative mask probabilities -> ``[N, H, W]`` boolean image masks."""
+        return paste_masks_in_image(probs[:, None], boxes, image_size)[:, 0] > self.mask_threshold
 
     def make_metric(self) -> Metric:
         return DetectionMetric(self.info, masks=self.with_masks, keypoints=bool(self.num_keypoints))
@@ -147,11 +152,14 @@ class Detection(Task):
         return [{k: v.detach().cpu().numpy() for k, v in p.items()} for p in prediction]
 
     def to_image_frame(self, output: dict[str, np.ndarray], frame: ImageFrame) -> dict[str, np.ndarray]:
-        """Boxes and keypoints through the inverse letterbox, masks cropped and resized (nearest);
-        ``image_size`` becomes the image's, so :meth:`draw` on that image rescales nothing."""
+        """Boxes and keypoints through the inverse letterbox; masks pasted again from their
+        box-relative probabilities into the mapped boxes at the image's resolution (an enlarged
+        model-frame mask would be blocky). ``image_size`` becomes the image's, so :meth:`draw`
+        on that image rescales nothing."""
         mapped = {**output, "boxes": frame.boxes_to_original(output["boxes"]), "image_size": np.array(frame.original)}
-        if "masks" in output:
-            mapped["masks"] = frame.map_to_original(output["masks"], nearest=True)
+        if "mask_probs" in output:
+            boxes = torch.from_numpy(mapped["boxes"]).float()
+            mapped["masks"] = self._paste_masks(torch.from_numpy(output["mask_probs"]), boxes, frame.original).numpy()
         if "keypoints" in output:
             mapped["keypoints"] = frame.points_to_original(output["keypoints"])
         return mapped
