@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from mtvision.balancing import create
+from mtvision.balancing import available, create
 from mtvision.balancing.backward import BackwardResult, TaskParameters, balanced_backward, task_parameters
 from mtvision.balancing.base import GradientBalancer
 
@@ -254,3 +254,30 @@ def test_mismatched_task_count_and_missing_features_are_explained() -> None:
         balanced_backward(create("mgda", num_tasks=2), losses, task_parameters(model))
     with pytest.raises(ValueError, match="features="):
         balanced_backward(create("mgda_ub", num_tasks=3), losses, task_parameters(model))
+
+
+@pytest.mark.parametrize("mode", ["parameters", "representation"])
+@pytest.mark.parametrize("name", available())
+def test_every_method_writes_the_combination_of_task_gradients_its_weights_name(name: str, mode: str) -> None:
+    """End to end through ``balanced_backward``, each method in each mode: every trainable
+    parameter gets a finite gradient, and whenever the method reports weights (all but GradDrop
+    and DB-MTL) the shared gradient is ``Σ w_t ∇L_t`` and each head's is ``w_t ∇L_t``, against
+    one plain backward per task."""
+    method = create(name, num_tasks=len(NAMES))
+    if method.kind == "loss" and mode == "representation":
+        pytest.skip("a loss method has one path: one backward of its weighted sum")
+    model, x = Tiny(), images()
+    params = task_parameters(model)
+    result = run(method, model, x, params=params, mode=mode)
+    heads = {n: grads_of(params.heads[n]) for n in NAMES}
+    shared = grads_of(params.shared)
+    assert all(g is not None and torch.isfinite(g).all() for g in [*shared, *(g for h in heads.values() for g in h)])
+    if result.weights is None:  # an elementwise rule or past gradients: no weights to check against
+        assert name in {"graddrop", "db_mtl"}
+        return
+    w = result.weights.double()
+    expected = sum(w[i] * flat(plain_grads(model, n, params.shared, x)) for i, n in enumerate(NAMES))
+    torch.testing.assert_close(flat(shared), expected, rtol=1e-9, atol=1e-12)
+    for i, n in enumerate(NAMES):
+        torch.testing.assert_close(flat(heads[n]), w[i] * flat(plain_grads(model, n, params.heads[n], x)),
+                                   rtol=1e-9, atol=1e-12)

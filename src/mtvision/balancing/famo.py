@@ -45,7 +45,7 @@ class FAMO(LossBalancer):
     def _weigh(self, losses: Tensor, idx: Tensor) -> Tensor:
         i = idx.to(losses.device)
         shifted = losses + self.eps
-        self.previous[i] = shifted
+        self.previous[i] = shifted.to(self.previous.dtype)  # the state keeps its dtype whatever the losses'
         ratio = self.logits[i].softmax(0) / shifted
         return len(losses) * ratio / ratio.sum()
 
