@@ -15,7 +15,9 @@ mixes past gradients, it is not a combination of the current ones: ``last_weight
 None. State: the EMA ``Tensor[T, D]`` and per-task step counts (only present tasks update;
 ``d`` combines the present tasks). The EMA rows are updated in place, one row at a time,
 and ``d`` is one matrix-vector product over the whole EMA (zero coefficients for absent
-tasks): no ``[T, D]`` temporary.
+tasks): no ``[T, D]`` temporary. Parameter mode (the default, as in the paper) is the
+meaningful one: in representation mode the rows are the current batch's per-image feature
+gradients, so the EMA would average gradients of different images.
 """
 
 from __future__ import annotations
