@@ -97,8 +97,10 @@ def find_images(source: Path) -> list[Path]:
 
 def predict_files(model: MultiTaskModel, paths: Sequence[Path], out: Path, transform: Callable[[Sample], Sample],
                   device: torch.device, amp_dtype: torch.dtype | None = None, batch_size: int = 8) -> Path:
-    """Predict every image file: ``out/<task>/<stem>.png`` overlays, ``out/<stem>.png``
-    all tasks side by side, and ``out/predictions.json`` with every task's ``to_json``.
+    """Predict every image file: ``out/<task>/<stem>.png`` overlays, ``out/<task>/<stem>.npy``
+    for dense tasks (the map itself: labels, metres, unit normals, edge probabilities, which
+    the JSON only summarises), ``out/<stem>.png`` all tasks side by side, and
+    ``out/predictions.json`` with every task's ``to_json``.
 
     ``transform`` is the evaluation pipeline, which letterboxes to the model's input size
     (``build_transforms("none", size, train=False)``); outputs are mapped back through that
@@ -116,6 +118,8 @@ def predict_files(model: MultiTaskModel, paths: Sequence[Path], out: Path, trans
             for name, outs in outputs.items():
                 (out / name).mkdir(exist_ok=True)
                 save_png(model.tasks[name].draw(image, outs[row]), str(out / name / f"{path.stem}.png"))
+                if isinstance(outs[row], np.ndarray):
+                    np.save(out / name / f"{path.stem}.npy", outs[row])
             save_png(draw_image(model, image, outputs, row), str(out / f"{path.stem}.png"))
     json_path = out / "predictions.json"
     json_path.write_text(json.dumps(records, indent=1))
