@@ -52,9 +52,9 @@ class DBMTL(GradientBalancer):
         self.steps[i] += 1
         steps = self.steps[i]
         beta = torch.where(steps > 1, self.beta / steps**self.sigma, torch.zeros_like(steps))
-        scales = ((1 - beta) / (losses + self.eps)).tolist()
-        for row, (task, b, scale) in enumerate(zip(idx.tolist(), beta.tolist(), scales)):
-            self.ema[task].mul_(b).add_(grads[row], alpha=scale)
+        scales = (1 - beta) / (losses + self.eps)
+        for row, task in enumerate(idx.tolist()):  # 0-dim factors stay on the device: no host sync
+            self.ema[task].mul_(beta[row]).addcmul_(grads[row], scales[row])
         norms = torch.stack([torch.linalg.vector_norm(self.ema[task]) for task in idx.tolist()]).clamp_min(self.eps)
         coefficients = self.ema.new_zeros(self.num_tasks).index_put_((i,), norms.max() / norms)
         self.last_weights = None
