@@ -19,6 +19,7 @@ from torchvision.transforms import v2
 from mtvision.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, Letterbox, RandomFitScale, RandomHorizontalFlip,
                                       SanitizeInstances, SemanticVoidFill, build_transforms, check_sample,
                                       sanitize_instances)
+from mtvision.data.transforms_instances import BoxesFromMasks, boxes_from_masks
 from mtvision.data.synthetic import render_scene, synthetic_tasks
 from mtvision.structures import DepthMap, Instances, NormalMap, Sample
 
@@ -362,3 +363,33 @@ def test_plain_tensors_are_rejected_not_passed_through(field: str, value: Tensor
 def test_unknown_preset_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="choose one of none, light, default, strong"):
         build_transforms("heavy", (32, 32))  # type: ignore[arg-type]
+
+
+def test_boxes_are_refitted_to_the_masks_after_a_rotation() -> None:
+    """A disc of radius 8 turned by 45°: torchvision's box is the box around the turned corners
+    of its 16x16 box, 16·√2 ≈ 22.6 px wide; the refitted box hugs the disc (16 px) again.
+    Box-only instances keep their rotated boxes."""
+    y, x = torch.meshgrid(torch.arange(64) + 0.5, torch.arange(64) + 0.5, indexing="ij")
+    disc = ((x - 32) ** 2 + (y - 32) ** 2 <= 64).to(torch.uint8)[None]
+    box = tv_tensors.BoundingBoxes([[24.0, 24.0, 40.0, 40.0]], format="XYXY", canvas_size=(64, 64))
+    sample = Sample(tv_tensors.Image(torch.zeros(3, 64, 64, dtype=torch.uint8)), targets={
+        "objects": Instances(box, labels=torch.tensor([0]), masks=tv_tensors.Mask(disc)),
+        "boxes": Instances(box.clone(), labels=torch.tensor([0])),
+    })
+    rotated = v2.RandomRotation((45, 45))(sample)
+    refitted = BoxesFromMasks()(rotated)
+    mask = refitted.targets["objects"].masks[0].bool()
+    rows, cols = mask.any(1).nonzero()[:, 0], mask.any(0).nonzero()[:, 0]
+    expected = [float(cols.min()), float(rows.min()), float(cols.max()) + 1, float(rows.max()) + 1]
+    assert refitted.targets["objects"].boxes[0].tolist() == expected
+    loose = rotated.targets["objects"].boxes[0]
+    assert expected[2] - expected[0] == 16 and float(loose[2] - loose[0]) == pytest.approx(16 * 2**0.5, abs=0.01)
+    assert torch.equal(refitted.targets["boxes"].boxes, rotated.targets["boxes"].boxes)
+
+
+def test_an_empty_mask_keeps_its_box_for_the_sanitiser_to_drop() -> None:
+    instances = Instances(tv_tensors.BoundingBoxes([[1.0, 1.0, 5.0, 5.0], [2.0, 2.0, 6.0, 6.0]], format="XYXY",
+                                                   canvas_size=(8, 8)),
+                          labels=torch.tensor([0, 1]), masks=box_mask([[0, 0, 0, 0], [3, 2, 5, 7]], 8, 8))
+    assert boxes_from_masks(instances).boxes.tolist() == [[1.0, 1.0, 5.0, 5.0], [3.0, 2.0, 5.0, 7.0]]
+    assert len(sanitize_instances(boxes_from_masks(instances))) == 1

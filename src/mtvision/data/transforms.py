@@ -13,7 +13,8 @@ Presets (``train=False`` always means ``"none"``: evaluation is never augmented)
 * ``none``    — letterbox (or stretch) to ``size``, float image, ImageNet normalisation;
 * ``light``   — + horizontal flip;
 * ``default`` — scale jitter and random crop instead of the letterbox, + flip, + colour jitter;
-* ``strong``  — wider scale jitter, + rotation up to 15°, + stronger colour jitter.
+* ``strong``  — wider scale jitter, + rotation up to 15° (boxes refitted to their masks
+  where there are masks), + stronger colour jitter.
 
 Example:
     >>> import torch
@@ -39,8 +40,8 @@ from torchvision.transforms import v2
 
 from mtvision.data.transforms_geometry import (Letterbox, LetterboxGeometry, RandomFitScale, SemanticVoidFill,
                                                letterbox_geometry)
-from mtvision.data.transforms_instances import (RandomHorizontalFlip, SanitizeInstances, flip_keypoints,
-                                                sanitize_instances)
+from mtvision.data.transforms_instances import (BoxesFromMasks, RandomHorizontalFlip, SanitizeInstances,
+                                                flip_keypoints, sanitize_instances)
 from mtvision.structures import Instances, Sample
 
 __all__ = [
@@ -111,7 +112,7 @@ def _geometry(preset: str, size: tuple[int, int], flip_idx: Mapping[str, Sequenc
     steps: list[Callable[[Sample], Sample]] = [] if keep_aspect else [v2.Resize(size, antialias=True)]
     steps += [RandomFitScale(size, strength.scale_range), v2.RandomCrop(size, pad_if_needed=True), flip]
     if strength.degrees:
-        steps.append(v2.RandomRotation(strength.degrees, interpolation=v2.InterpolationMode.BILINEAR))
+        steps += [v2.RandomRotation(strength.degrees, interpolation=v2.InterpolationMode.BILINEAR), BoxesFromMasks()]
     return steps
 
 

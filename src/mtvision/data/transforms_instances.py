@@ -10,7 +10,9 @@ together. These steps therefore work on the :class:`~mtvision.structures.Instanc
   their visibility) with each task's ``flip_idx``;
 * :class:`SanitizeInstances` drops instances whose box became degenerate or whose mask
   became empty, all fields at once, and marks keypoints outside the image as not labelled
-  (visibility 0) without moving them.
+  (visibility 0) without moving them;
+* :class:`BoxesFromMasks` refits boxes to their masks after a rotation, which turns a box
+  into the (loose) box around its rotated corners.
 
 Keypoint coordinates are continuous, like box coordinates: the image spans ``[0, W] x [0, H]``
 and pixel ``(i, j)`` is the unit square whose centre is ``(i + 0.5, j + 0.5)``. torchvision
@@ -28,12 +30,14 @@ from typing import Any
 import torch
 from torch import Tensor
 from torchvision import tv_tensors
+from torchvision.ops import masks_to_boxes
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from mtvision.structures import Instances, Sample
 
-__all__ = ["RandomHorizontalFlip", "SanitizeInstances", "flip_keypoints", "sanitize_instances"]
+__all__ = ["BoxesFromMasks", "RandomHorizontalFlip", "SanitizeInstances", "boxes_from_masks", "flip_keypoints",
+           "sanitize_instances"]
 
 
 class RandomHorizontalFlip(v2.RandomHorizontalFlip):
@@ -153,6 +157,29 @@ def sanitize_instances(instances: Instances, min_size: float = 1.0, min_area: fl
     if visibility is not None and instances.keypoints is not None:
         visibility = torch.where(_outside(instances.keypoints), 0, visibility)
     return replace(instances, boxes=boxes, visibility=visibility).select(keep)
+
+
+class BoxesFromMasks(v2.Transform):
+    """Refit every instance box to its mask; run it after a rotation. See :func:`boxes_from_masks`."""
+
+    def forward(self, sample: Sample) -> Sample:
+        return sample.with_targets(**{task: boxes_from_masks(t) for task, t in sample.targets.items()
+                                      if isinstance(t, Instances) and t.masks is not None})
+
+
+def boxes_from_masks(instances: Instances) -> Instances:
+    """Boxes around the masks' pixels (a pixel spans ``[i, i + 1)``, so the far edges are the
+    last pixel index + 1).
+
+    A rotation moves a box to the box around its rotated corners: for a disc turned by 45°
+    that is 41 % wider and higher than the disc. The rotated mask still outlines the object
+    exactly. An empty mask keeps its box, for the sanitiser to drop the instance.
+    """
+    masks = instances.masks.as_subclass(Tensor).bool()
+    filled = masks.flatten(1).any(dim=1)
+    xyxy = instances.boxes.as_subclass(Tensor).clone()
+    xyxy[filled] = masks_to_boxes(masks[filled]).to(xyxy.dtype) + xyxy.new_tensor([0, 0, 1, 1])
+    return replace(instances, boxes=tv_tensors.wrap(xyxy, like=instances.boxes))
 
 
 def _outside(points: tv_tensors.KeyPoints) -> Tensor:
