@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import yolo
-from mtvision.data.formats._common import segmentation_area
+from mtvision.data.formats._common import decode_mask, mask_to_rle, rle_box, segmentation_area
 from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
 
 LS = "yolo/HumanSignal__label-studio-sdk/tests/custom/converter/data/test_import_yolo_data"
@@ -167,7 +168,7 @@ def test_round_trip(fixtures_dir: Path, tmp_path: Path, source: str) -> None:
     assert second.tasks["objects"].keypoint_names == first.tasks["objects"].keypoint_names
 
 
-def test_writer_joins_parts_skips_crowd_and_refuses_rle(tmp_path: Path) -> None:
+def test_writer_joins_parts_and_skips_crowd(tmp_path: Path) -> None:
     make_images(tmp_path / "src", ["a.png"], size=(40, 40))
     square = [[2.0, 2, 12, 2, 12, 12, 2, 12], [20.0, 20, 30, 20, 30, 30, 20, 30]]
     anns = [Annotation(0, (2, 2, 30, 30), square), Annotation(0, (0, 0, 5, 5), iscrowd=True),
@@ -178,6 +179,23 @@ def test_writer_joins_parts_skips_crowd_and_refuses_rle(tmp_path: Path) -> None:
     joined, box = yolo.read(tmp_path / "out").images[0].targets["objects"]
     assert segmentation_area(joined.segmentation, 40, 40) == pytest.approx(segmentation_area(square, 40, 40), abs=4)
     assert box.segmentation == [[1, 1, 4, 1, 4, 4, 1, 4]] and box.box == (1, 1, 4, 4)
-    rec.images[0].targets["objects"][0].segmentation = {"size": [40, 40], "counts": "0ob2"}
-    with pytest.raises(FormatError, match="RLE mask"):
-        yolo.write(rec, tmp_path / "out2", images="none")
+
+
+def test_writer_traces_rle_masks_into_polygons_that_rasterise_back(tmp_path: Path) -> None:
+    """A disc and a ring-shaped blob touching the border, as one RLE: written as one joined
+    outline, read back and rasterised by pycocotools, the pixels match but for the ring's
+    hole (a polygon cannot hold one) and marching squares' half-pixel corner cuts."""
+    y, x = np.mgrid[0:40, 0:50] + 0.5
+    disc = (x - 12) ** 2 + (y - 14) ** 2 <= 64
+    ring = ((x - 40) ** 2 + (y - 30) ** 2 <= 100) & ((x - 40) ** 2 + (y - 30) ** 2 > 9)
+    mask = disc | ring | (x < 3) & (y > 35)  # and a corner patch on the image border
+    rle = mask_to_rle(mask)
+    make_images(tmp_path / "src", ["a.png"], size=(50, 40))
+    rec = DatasetRecord(tmp_path / "src", [ImageRecord("a.png", 50, 40, targets={"objects": [
+        Annotation(0, rle_box(rle), rle)]})], {"objects": TaskInfo("instances", ["thing"])})
+    yolo.write(rec, tmp_path / "out", images="copy")
+    (back,) = yolo.read(tmp_path / "out").images[0].targets["objects"]
+    filled = mask | ((x - 40) ** 2 + (y - 30) ** 2 <= 9)
+    traced = decode_mask(back.segmentation, 40, 50).astype(bool)
+    assert (traced & filled).sum() / (traced | filled).sum() > 0.97
+    assert not (traced & ~filled).any()  # the outline never reaches past the region

@@ -11,7 +11,8 @@ type follows what the task holds:
   triplets, COCO's "not labelled"; masks are not written, pose lines have no place for them);
 * else any mask -> segment (a box-only object is written as its 4 corners, since
   Ultralytics reads every line of a segment file as a polygon; a multi-part polygon is
-  joined into one outline by zero-area bridges; RLE masks cannot be written);
+  joined into one outline by zero-area bridges; an RLE mask is traced into the outer
+  outlines of its regions first, see :mod:`~mtvision.data.formats._outlines`);
 * else detect.
 
 Only images labelled for the task are written (an image without a label file would be a
@@ -39,7 +40,8 @@ from typing import Literal
 import yaml
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import instance_task
+from mtvision.data.formats._common import decode_mask, instance_task
+from mtvision.data.formats._outlines import mask_outlines
 from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo, keypoint_triplets
 
 __all__ = ["write"]
@@ -91,7 +93,7 @@ def _output_name(file_name: str, subset: str) -> str:
 def _line(a: Annotation, im: ImageRecord, mode: Mode, k: int, out: Path) -> str:
     w, h = im.width, im.height
     if mode == "segment":
-        points = _outline(a, im, out)
+        points = _outline(a, im)
         return " ".join([str(a.category), *(f"{v / (w if i % 2 == 0 else h):.6f}" for i, v in enumerate(points))])
     x0, y0, x1, y1 = a.box
     values = [(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h]
@@ -105,11 +107,11 @@ def _line(a: Annotation, im: ImageRecord, mode: Mode, k: int, out: Path) -> str:
     return " ".join(fields)
 
 
-def _outline(a: Annotation, im: ImageRecord, out: Path) -> list[float]:
-    """One flat polygon in pixels: the mask's parts joined, or the box corners."""
+def _outline(a: Annotation, im: ImageRecord) -> list[float]:
+    """One flat polygon in pixels: the mask's parts joined (an RLE mask traced first), or the box corners."""
     seg = a.segmentation
     if isinstance(seg, dict):
-        raise FormatError(out, im.file_name, "an object has an RLE mask; YOLO segment labels hold polygons only")
+        seg = mask_outlines(decode_mask(seg, im.height, im.width))
     if not seg:
         x0, y0, x1, y1 = a.box
         return [x0, y0, x1, y0, x1, y1, x0, y1]
