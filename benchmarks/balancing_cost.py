@@ -4,11 +4,11 @@ The model is the demo's (``test_resnet.r160_in1k`` + 64-channel FPN, trained fro
 one batch of 32 synthetic 64x64 scenes, with the first T of the demo's tasks (semseg, depth,
 normals, classes, lighting, edges); ``--backbone resnet18 --batch 16`` measures a shared trunk
 30 times larger (11.7M parameters), where ``G`` outweighs the activations. A step is the
-trainer's :func:`~mtvision.engine.step.train_step` (forward, the balanced backward, AdamW
-step, and FAMO's second forward on the updated model; diagnostics off). Every gradient
-method runs in both gradient modes, plus the ``every: 10`` variant (one full step, then
-nine that reuse its weights: its time is ``(full + 9 reuse) / 10`` from the two step kinds
-measured side by side).
+trainer's :func:`~mtvision.engine.step.train_step` (forward, the balanced backward, the
+trainer's fused AdamW step, and FAMO's second forward on the updated model; diagnostics
+off). Every gradient method runs in both gradient modes, plus the ``every: 10`` variant
+(one full step, then nine that reuse its weights: its time is ``(full + 9 reuse) / 10``
+from the two step kinds measured side by side).
 
 The **floor** is the least an exact per-task method can do: one forward, T plain
 ``autograd.grad`` calls over the shared parameters (no heads, no copies, no method) and the
@@ -54,6 +54,7 @@ from mtvision.config import Config  # noqa: E402
 from mtvision.data.dataset import collate  # noqa: E402
 from mtvision.data.synthetic import SyntheticDataset, synthetic_tasks  # noqa: E402
 from mtvision.data.transforms import build_transforms  # noqa: E402
+from mtvision.engine.optim import build_optimizer  # noqa: E402
 from mtvision.engine.step import StepParts, train_step  # noqa: E402
 from mtvision.models import MultiTaskModel, TaskSpec, build_model  # noqa: E402
 from mtvision.structures import Batch  # noqa: E402
@@ -97,7 +98,7 @@ def make_setup(num_tasks: int, backbone: str, size: int, batch_size: int, device
     model = build_model(backbone, specs, neck_channels=DEMO.model.neck_channels).to(device)
     dataset = SyntheticDataset(batch_size, size=size, transform=build_transforms("none", (size, size), train=False))
     batch = collate([dataset[i] for i in range(batch_size)]).to(device)
-    return Setup(model, batch, torch.optim.AdamW(model.parameters(), lr=1e-5), device, task_parameters(model))
+    return Setup(model, batch, build_optimizer(model, lr=1e-5, weight_decay=0.0), device, task_parameters(model))
 
 
 def method_variant(setup: Setup, name: str, mode: str, reuse: bool = False) -> Variant:
