@@ -27,6 +27,7 @@ from mtvision.data.formats import combined
 from mtvision.data.synthetic import synthetic_tasks
 from mtvision.data.synthetic_export import export_synthetic
 from mtvision.data.transforms import build_transforms
+from mtvision.engine.optim import build_optimizer
 from mtvision.models import TaskSpec, build_model
 
 
@@ -39,12 +40,12 @@ def produce_rate(dataset: MultiTaskDataset, batch_size: int) -> float:
 
 
 def consume_rate(dataset: MultiTaskDataset, batch_size: int, steps: int) -> float:
-    """Images/s of training steps of the demo model (forward, every task's loss, backward, AdamW)."""
+    """Images/s of training steps of the demo model (forward, every task's loss, backward, the trainer's AdamW)."""
     cfg = load_config(None)
     infos = synthetic_tasks()
     specs = {name: TaskSpec(task.type, infos[name], task.options) for name, task in cfg.tasks.items()}
     model = build_model(cfg.model.backbone, specs, neck_channels=cfg.model.neck_channels).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
+    optimizer = build_optimizer(model, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     batch = collate([dataset[i] for i in range(batch_size)])
     times = []
     for _ in range(steps + 1):  # the first step warms up allocators and is dropped
