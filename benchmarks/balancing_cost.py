@@ -17,8 +17,8 @@ every-10 ≤ 1.2× EW, peak memory ≤ 1.5× EW.
 
 Time: all variants of one T are interleaved in one process, round after round (the first
 round is a warm-up), and each variant's median over the rounds is kept, so a load change on a
-shared machine hits every variant alike; Python's garbage collector runs before each step and
-is off during it, as in ``timeit``. The clock is this process's CPU time (one torch
+shared machine hits every variant alike; Python's garbage collector runs between the rounds and
+is off during them, as in ``timeit``. The clock is this process's CPU time (one torch
 thread), which other processes' load does not inflate. Memory: the peak of the bytes held by
 torch tensors during one step, above what was held when it started (model, optimizer
 state) — from ``torch.profiler``'s allocation events on the CPU, ``max_memory_allocated``
@@ -177,13 +177,13 @@ def measure(setup: Setup, repeats: int) -> tuple[list[Variant], dict[str, Varian
     rows, reuse = variants(setup)
     interleaved = [v for row in rows for v in [row, *([reuse[row.label]] if row.mode == "parameters" else [])]]
     for r in range(repeats + 1):  # round 0 warms up (allocator, lazy inits, method state)
+        gc.collect()  # else a collection lands in whichever step crosses the threshold; off in a round, as in timeit
+        gc.disable()
         for variant in interleaved:
-            gc.collect()  # else a collection lands in whichever step crosses the threshold; off during it, as in timeit
-            gc.disable()
             seconds = clock(setup, variant.step)
-            gc.enable()
             if r:
                 variant.times.append(seconds)
+        gc.enable()
         print(f"  round {r}/{repeats} done", flush=True)
     for variant in rows:
         variant.memory = peak_bytes(setup, variant.step)
