@@ -40,7 +40,7 @@ from torchvision.transforms.v2._utils import query_size
 from mtvision.structures import Sample
 
 __all__ = ["ImageFrame", "Letterbox", "LetterboxGeometry", "RandomFitScale", "SemanticVoidFill", "letterbox_frame",
-           "letterbox_geometry"]
+           "letterbox_geometry", "resize_nearest"]
 
 
 class LetterboxGeometry(NamedTuple):
@@ -129,7 +129,7 @@ class ImageFrame:
         bilinear (float32). The padding is cropped first, so it never bleeds into the borders.
         """
         content = values[..., self.top:self.top + self.content[0], self.left:self.left + self.content[1]]
-        return _nearest(content, self.original) if nearest else _bilinear(content, self.original)
+        return resize_nearest(content, self.original) if nearest else _bilinear(content, self.original)
 
 
 def letterbox_frame(original: tuple[int, int], target: tuple[int, int]) -> ImageFrame:
@@ -138,9 +138,10 @@ def letterbox_frame(original: tuple[int, int], target: tuple[int, int]) -> Image
     return ImageFrame(tuple(original), geometry.resized, geometry.top, geometry.left)
 
 
-def _nearest(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Each output pixel takes the source pixel that holds its centre (pixel-centre aligned, like
-    ``nearest-exact``), by index lookup so any dtype (bool, int64) works."""
+def resize_nearest(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``[..., h, w]`` values at ``size`` (H, W): each output pixel takes the source pixel that
+    holds its centre (pixel-centre aligned, like ``nearest-exact``), by index lookup so any
+    dtype (bool masks, int64 labels) works and no value is blended."""
     h, w = values.shape[-2:]
     rows = ((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64)
     cols = ((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64)

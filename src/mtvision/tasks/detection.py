@@ -43,7 +43,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from mtvision.data.formats._common import mask_to_rle
 from mtvision.data.record import TaskInfo
-from mtvision.data.transforms_geometry import ImageFrame
+from mtvision.data.transforms_geometry import ImageFrame, resize_nearest
 from mtvision.draw import draw_instances
 from mtvision.structures import Instances
 from mtvision.tasks.base import Metric, Task, register
@@ -172,7 +172,7 @@ class Detection(Task):
         return draw_instances(
             image, output["boxes"][keep] * np.array([sx, sy, sx, sy]), output["labels"][keep].tolist(),
             self.info.classes, scores=output["scores"][keep].tolist(),
-            masks=_resize_masks(output["masks"][keep], image.shape[:2]) if "masks" in output else None,
+            masks=resize_nearest(output["masks"][keep], image.shape[:2]) if "masks" in output else None,
             keypoints=keypoints[keep] * np.array([sx, sy]) if keypoints is not None else None,
             skeleton=self.info.skeleton,
         )
@@ -195,13 +195,6 @@ class Detection(Task):
 
 _PART_NAMES = {"loss_objectness": "rpn_objectness", "loss_rpn_box_reg": "rpn_box", "loss_classifier": "cls",
                "loss_box_reg": "box", "loss_mask": "mask", "loss_keypoint": "keypoint"}
-
-
-def _resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest resize of ``[N, h, w]`` masks to ``size`` by index lookup (no blending of 0/1)."""
-    rows = np.arange(size[0]) * masks.shape[1] // size[0]
-    cols = np.arange(size[1]) * masks.shape[2] // size[1]
-    return masks[:, rows[:, None], cols[None, :]]
 
 
 def _metric_names(masks: bool, keypoints: bool) -> list[str]:
