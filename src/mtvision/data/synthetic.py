@@ -51,8 +51,8 @@ from mtvision.data.synthetic_render import cast, shade
 from mtvision.data.synthetic_scene import (LIGHTING_CLASSES, SHAPES, Camera, Light, Plane, SceneObject, SceneSpec,
                                            lighting_label, sample_scene)
 from mtvision.data.synthetic_targets import (FLIP_IDX, KEYPOINT_NAMES, MIN_PIXELS, SEMANTIC_CLASSES, SKELETON,
-                                             edge_map, instance_masks, keypoints, mask_boxes, semantic_map)
-from mtvision.structures import DepthMap, Instances, NormalMap, Sample
+                                             edge_map, instance_masks, keypoints, semantic_map)
+from mtvision.structures import DepthMap, Instances, NormalMap, Sample, mask_bounds
 
 __all__ = ["SHAPES", "SEMANTIC_CLASSES", "LIGHTING_CLASSES", "KEYPOINT_NAMES", "SKELETON", "FLIP_IDX", "MIN_PIXELS",
            "Camera", "Light", "Plane", "SceneObject", "SceneSpec", "sample_scene", "synthetic_tasks",
@@ -125,7 +125,7 @@ def _instances(spec: SceneSpec, segment: np.ndarray, size: tuple[int, int]) -> I
     uv, visibility = keypoints(spec, kept, size)
     labels = [SHAPES.index(spec.objects[i].shape) for i in kept]
     return Instances(
-        boxes=tv_tensors.BoundingBoxes(torch.from_numpy(mask_boxes(masks)), format="XYXY", canvas_size=size),
+        boxes=tv_tensors.BoundingBoxes(mask_bounds(torch.from_numpy(masks)), format="XYXY", canvas_size=size),
         labels=torch.tensor(labels, dtype=torch.int64),
         masks=tv_tensors.Mask(torch.from_numpy(masks)),
         keypoints=tv_tensors.KeyPoints(torch.from_numpy(uv), canvas_size=size),

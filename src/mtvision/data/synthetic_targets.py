@@ -38,7 +38,7 @@ from mtvision.data.synthetic_render import first_object_id
 from mtvision.data.synthetic_scene import SHAPES, Camera, SceneObject, SceneSpec
 
 __all__ = ["KEYPOINT_NAMES", "SKELETON", "FLIP_IDX", "SEMANTIC_CLASSES", "MIN_PIXELS",
-           "semantic_map", "edge_map", "instance_masks", "mask_boxes", "keypoints", "keypoints_3d"]
+           "semantic_map", "edge_map", "instance_masks", "keypoints", "keypoints_3d"]
 
 KEYPOINT_NAMES: list[str] = ["top", "bottom", "base_left", "base_right", "base_near", "base_far"]
 SKELETON: list[tuple[int, int]] = [(0, 1), (2, 4), (4, 3), (3, 5), (5, 2)]  # vertical axis + base ring
@@ -74,14 +74,6 @@ def instance_masks(spec: SceneSpec, segment: np.ndarray) -> tuple[np.ndarray, np
     counts = np.bincount(segment.ravel(), minlength=first + len(spec.objects))[first:]
     kept = np.flatnonzero(counts >= MIN_PIXELS)
     return kept, (segment[None] == (kept + first)[:, None, None]).astype(np.uint8)
-
-
-def mask_boxes(masks: np.ndarray) -> np.ndarray:
-    """``(N, 4)`` XYXY tight bounds of non-empty masks: pixel ``j`` spans ``[j, j + 1)``."""
-    rows, cols = masks.any(axis=2), masks.any(axis=1)
-    h, w = masks.shape[1:]
-    return np.stack([cols.argmax(1), rows.argmax(1), w - cols[:, ::-1].argmax(1), h - rows[:, ::-1].argmax(1)],
-                    axis=1).astype(np.float32)
 
 
 def keypoints(spec: SceneSpec, objects: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -30,11 +30,10 @@ from typing import Any
 import torch
 from torch import Tensor
 from torchvision import tv_tensors
-from torchvision.ops import masks_to_boxes
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from mtvision.structures import Instances, Sample
+from mtvision.structures import Instances, Sample, mask_bounds
 
 __all__ = ["BoxesFromMasks", "RandomHorizontalFlip", "SanitizeInstances", "boxes_from_masks", "flip_keypoints",
            "sanitize_instances"]
@@ -168,8 +167,7 @@ class BoxesFromMasks(v2.Transform):
 
 
 def boxes_from_masks(instances: Instances) -> Instances:
-    """Boxes around the masks' pixels (a pixel spans ``[i, i + 1)``, so the far edges are the
-    last pixel index + 1).
+    """Boxes around the masks' pixels (:func:`~mtvision.structures.mask_bounds`).
 
     A rotation moves a box to the box around its rotated corners: for a disc turned by 45°
     that is 41 % wider and higher than the disc. The rotated mask still outlines the object
@@ -178,7 +176,7 @@ def boxes_from_masks(instances: Instances) -> Instances:
     masks = instances.masks.as_subclass(Tensor).bool()
     filled = masks.flatten(1).any(dim=1)
     xyxy = instances.boxes.as_subclass(Tensor).clone()
-    xyxy[filled] = masks_to_boxes(masks[filled]).to(xyxy.dtype) + xyxy.new_tensor([0, 0, 1, 1])
+    xyxy[filled] = mask_bounds(masks[filled]).to(xyxy.dtype)
     return replace(instances, boxes=tv_tensors.wrap(xyxy, like=instances.boxes))
 
 
