@@ -25,7 +25,7 @@ from mtvision.config import load_config
 from mtvision.data.dataset import MultiTaskDataset, collate
 from mtvision.data.formats import combined
 from mtvision.data.synthetic import synthetic_tasks
-from mtvision.data.synthetic_export import export_synthetic
+from mtvision.data.synthetic.combined_writer import export_synthetic
 from mtvision.data.transforms import build_transforms
 from mtvision.engine.optim import build_optimizer
 from mtvision.models import TaskSpec, build_model

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from mtvision.cli import app
 from mtvision.data.formats import coco, combined
-from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, ImageRecord
+from mtvision.structures import TaskInfo
 
 runner = CliRunner()
 BAD_BOX = (20.0, 20.0, 90.0, 90.0)  # leaves the 32x24 image

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mtvision.vectors import unit_vectors, vector_length
+from mtvision.structures import unit_vectors, vector_length
 
 
 @pytest.mark.parametrize("dim", [0, 1, -1])

@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image
 
 from mtvision.data.check import check_record, fixed
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord
+from mtvision.structures import TaskInfo
 
 TASKS = {"objects": TaskInfo(kind="instances", classes=["a", "b"], keypoint_names=["p", "q"]),
          "scene": TaskInfo(kind="label", classes=["in", "out"]),

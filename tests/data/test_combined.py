@@ -10,7 +10,8 @@ from pycocotools.coco import COCO
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import combined
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord
+from mtvision.structures import TaskInfo
 
 KEYPOINTS = [10.5, 12.25, 2, 0.0, 0.0, 0, 30.1, 14.7, 1]
 

@@ -10,7 +10,8 @@ from PIL import Image
 
 from mtvision.data.convert import materialise, output_path, rebase, referenced_files, write_as
 from mtvision.data.formats import combined, voc, yolo
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord
+from mtvision.structures import TaskInfo
 
 
 def _record(root: Path) -> DatasetRecord:

@@ -15,7 +15,7 @@ from mtvision.data.formats import combined
 from mtvision.data.loading import CorruptImageError
 from mtvision.data.record import DatasetRecord, ImageRecord
 from mtvision.data.synthetic import SyntheticDataset
-from mtvision.data.synthetic_export import export_synthetic
+from mtvision.data.synthetic.combined_writer import export_synthetic
 from mtvision.structures import DepthMap, Instances, Sample
 
 

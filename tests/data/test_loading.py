@@ -12,8 +12,8 @@ from torchvision import tv_tensors
 
 from mtvision.data.errors import FormatError
 from mtvision.data.loading import CorruptImageError, load_sample
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo
-from mtvision.structures import DepthMap, Instances, NormalMap
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord
+from mtvision.structures import DepthMap, Instances, NormalMap, TaskInfo
 
 H, W = 24, 32
 
@@ -115,7 +115,7 @@ def test_dense_map_of_the_wrong_size_is_a_format_error(record: DatasetRecord, tm
 def test_synthetic_export_reads_back_as_rendered(tmp_path: Path) -> None:
     from mtvision.data.formats import combined
     from mtvision.data.synthetic import render_scene
-    from mtvision.data.synthetic_export import export_synthetic
+    from mtvision.data.synthetic.combined_writer import export_synthetic
 
     record = combined.read(export_synthetic(tmp_path, num=3, size=40, seed=5))
     assert len(record.images) == 3 and (tmp_path / "images" / "000002.png").is_file()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mtvision.data.merge import match_key, merge_records
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord
+from mtvision.structures import TaskInfo
 
 OBJECTS = TaskInfo(kind="instances", classes=["cat", "dog"])
 

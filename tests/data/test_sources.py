@@ -10,8 +10,9 @@ from PIL import Image
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import DETECTION_ORDER, FORMATS, WRITERS, coco, combined, detect_format, get_format, yolo
-from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, ImageRecord
 from mtvision.data.sources import SourceSpec, load_source, load_sources, rename_tasks
+from mtvision.structures import TaskInfo
 
 # One of each export type in ../shared/fixtures, with the format it must be detected as.
 FIXTURES = {

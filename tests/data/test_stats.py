@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord
 from mtvision.data.stats import dataset_stats, plot_stats
+from mtvision.structures import TaskInfo
 
 
 def _record() -> DatasetRecord:

@@ -15,11 +15,27 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from mtvision.data.synthetic import (FLIP_IDX, KEYPOINT_NAMES, LIGHTING_CLASSES, MIN_PIXELS, SEMANTIC_CLASSES, SHAPES,
-                                     SKELETON, Camera, Light, Plane, SceneObject, SceneSpec, SyntheticDataset, render,
-                                     render_scene, sample_scene, synthetic_tasks)
-from mtvision.data.synthetic_render import cast
-from mtvision.data.synthetic_targets import instance_masks, keypoints_3d
+from mtvision.data.synthetic import (
+    FLIP_IDX,
+    KEYPOINT_NAMES,
+    LIGHTING_CLASSES,
+    MIN_PIXELS,
+    SEMANTIC_CLASSES,
+    SHAPES,
+    SKELETON,
+    Camera,
+    Light,
+    Plane,
+    SceneObject,
+    SceneSpec,
+    SyntheticDataset,
+    render,
+    render_scene,
+    sample_scene,
+    synthetic_tasks,
+)
+from mtvision.data.synthetic.render import cast
+from mtvision.data.synthetic.targets import instance_masks, keypoints_3d
 from mtvision.structures import DepthMap, Instances, NormalMap
 
 CAMERA = Camera(position=(0.0, -5.0, 3.0), target=(0.0, 0.0, 0.5), fov_deg=60.0)  # sees above the horizon

@@ -16,11 +16,20 @@ from torch.utils._pytree import tree_flatten
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from mtvision.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, Letterbox, RandomFitScale, RandomHorizontalFlip,
-                                      SanitizeInstances, SemanticVoidFill, build_transforms, check_sample,
-                                      sanitize_instances)
-from mtvision.data.transforms_instances import BoxesFromMasks, boxes_from_masks
 from mtvision.data.synthetic import render_scene, synthetic_tasks
+from mtvision.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Letterbox,
+    RandomFitScale,
+    RandomHorizontalFlip,
+    SanitizeInstances,
+    SemanticVoidFill,
+    build_transforms,
+    check_sample,
+    sanitize_instances,
+)
+from mtvision.data.transforms.instances import BoxesFromMasks, boxes_from_masks
 from mtvision.structures import DepthMap, Instances, NormalMap, Sample
 
 H, W = 32, 48

@@ -14,8 +14,9 @@ import torch
 
 from mtvision.data.dataset import MultiTaskDataset
 from mtvision.data.record import DatasetRecord
+from mtvision.data.sources import read_record
 from mtvision.data.transforms import build_transforms
-from mtvision.engine.datasets import cached_synthetic, read_record
+from mtvision.engine.synthetic_cache import cached_synthetic
 from mtvision.models import MultiTaskModel, TaskSpec, build_model
 
 # Tiny models run fastest on one thread, and on a shared CPU extra OpenMP threads mostly spin

@@ -16,8 +16,8 @@ import torch
 
 from mtvision.balancing import create
 from mtvision.data.dataset import MultiTaskDataset
+from mtvision.data.sources import read_record
 from mtvision.data.transforms import build_transforms
-from mtvision.engine.datasets import read_record
 from mtvision.engine.distributed import cleanup, init_distributed, unwrap
 from mtvision.engine.trainer import Trainer, TrainSettings
 from mtvision.models import TaskSpec, build_model

@@ -12,8 +12,8 @@ from mtvision.cli.train import _method
 from mtvision.config import ConfigError, load_config
 from mtvision.data.dataset import collate
 from mtvision.engine.loggers import read_results
-from mtvision.engine.trainer import Trainer, TrainSettings
 from mtvision.engine.step import train_step
+from mtvision.engine.trainer import Trainer, TrainSettings
 
 
 @pytest.mark.parametrize(("method", "gradients", "every"), [("pcgrad", "parameters", 1),

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from mtvision.data.record import TaskInfo
 from mtvision.engine import checkpoint as ckpt
 from mtvision.engine.trainer import Trainer, TrainSettings
+from mtvision.structures import TaskInfo
 
 
 def test_crash_during_save_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mtvision.engine.datasets import read_record
+from mtvision.data.sources import read_record
 
 torch.set_num_threads(1)
 

@@ -16,12 +16,10 @@ import torch
 from PIL import Image as PILImage
 from torchvision import tv_tensors
 
-from mtvision.data.record import TaskInfo
 from mtvision.data.transforms import build_transforms
-from mtvision.data.transforms_geometry import ImageFrame, letterbox_frame
 from mtvision.engine.predict import predict_files
 from mtvision.models import TaskSpec, build_model
-from mtvision.structures import Instances, Sample
+from mtvision.structures import ImageFrame, Instances, Sample, TaskInfo, letterbox_frame
 from mtvision.tasks.classification import Classification
 from mtvision.tasks.depth import Depth
 from mtvision.tasks.detection import Detection

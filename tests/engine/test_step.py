@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mtvision.data.dataset import collate
-from mtvision.engine.optim import build_optimizer, build_scheduler
 from mtvision.balancing import create
 from mtvision.balancing.backward import task_parameters
+from mtvision.data.dataset import collate
+from mtvision.engine.optim import build_optimizer, build_scheduler
 from mtvision.engine.step import NonFiniteLossError, StepParts, train_step
 from mtvision.engine.trainer import Trainer, TrainSettings
 

@@ -15,8 +15,8 @@ from pycocotools.coco import COCO
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import coco
-from mtvision.data.formats._common import segmentation_area
-from mtvision.data.record import DatasetRecord, TaskInfo
+from mtvision.data.record import DatasetRecord
+from mtvision.structures import TaskInfo, segmentation_area
 
 DATUMARO = "coco/openvinotoolkit__datumaro/tests/assets/coco_dataset"
 INSTANCE_FILES = [

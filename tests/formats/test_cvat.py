@@ -8,7 +8,7 @@ import pytest
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import cvat
-from mtvision.data.formats._common import segmentation_area
+from mtvision.structures import segmentation_area
 
 TASK = "cvat/cvat-ai__datumaro/tests/assets/cvat_dataset/for_images/train.xml"
 PROJECT = "cvat/openvinotoolkit__datumaro/tests/assets/cvat_dataset/for_images/export_project"

@@ -15,8 +15,8 @@ from PIL import Image
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import cityscapes, folders
-from mtvision.data.formats._common import segmentation_area
 from mtvision.data.record import DenseRef
+from mtvision.structures import segmentation_area
 
 ESANET = "depth/TUI-NICR__ESANet/samples"
 CITYSCAPES = "cityscapes/openvinotoolkit__datumaro/tests/assets/cityscapes_dataset"

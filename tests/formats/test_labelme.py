@@ -14,7 +14,7 @@ from PIL import Image
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import labelme
-from mtvision.data.formats._common import segmentation_area
+from mtvision.structures import segmentation_area
 
 EXAMPLES = "labelme/wkentaro__labelme/examples"
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import voc
-from mtvision.data.formats._common import segmentation_area
 from mtvision.data.record import DatasetRecord
+from mtvision.structures import segmentation_area
 
 LABELME = "voc/wkentaro__labelme/examples"
 DATUMARO = "voc/openvinotoolkit__datumaro/tests/assets/voc_dataset/voc_dataset1"

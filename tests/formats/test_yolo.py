@@ -12,8 +12,8 @@ from PIL import Image
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import yolo
-from mtvision.data.formats._common import decode_mask, mask_to_rle, rle_box, segmentation_area
-from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, ImageRecord
+from mtvision.structures import TaskInfo, decode_mask, mask_to_rle, rle_box, segmentation_area
 
 LS = "yolo/HumanSignal__label-studio-sdk/tests/custom/converter/data/test_import_yolo_data"
 DATUMARO = "yolo/cvat-ai__datumaro/tests/assets/yolo_dataset"

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from mtvision.data.record import TaskInfo
 from mtvision.models import Backbone, MultiTaskModel, TaskSpec, build_model
+from mtvision.structures import TaskInfo
 from mtvision.tasks import TASKS, Task
 
 RESNET = "test_resnet.r160_in1k"
@@ -18,6 +18,8 @@ RESNET = "test_resnet.r160_in1k"
 
 class Probe(Task):
     """A minimal task recording what the builder gave it: one 1x1 conv on the finest level."""
+
+    target_kind = "depth"
 
     def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int], out: int = 1) -> None:
         super().__init__(name, info, channels, strides)
@@ -95,3 +97,17 @@ def test_model_runs_wherever_it_is_moved(device: str, probe: str) -> None:
     model = build_model(RESNET, tasks={"a": (probe, TaskInfo(kind="depth"))}, neck_channels=8).to(device)
     out = model(torch.zeros(2, 3, 64, 64, device=device))["a"]
     assert out.device.type == device and out.shape == (2, 1, 16, 16)
+
+
+def test_a_task_type_on_targets_of_another_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="type 'depth' trains on 'depth' targets but the dataset labels 'seg' as 'semantic'"):
+        build_model(RESNET, tasks={"seg": ("depth", TaskInfo(kind="semantic", classes=["a"]))}, neck_channels=8)
+
+
+def test_a_task_type_by_import_path_is_built_and_bad_paths_say_why() -> None:
+    model = build_model(RESNET, tasks={"a": (f"{__name__}:Probe", TaskInfo(kind="depth"))}, neck_channels=8)
+    assert type(model.tasks["a"]) is Probe
+    with pytest.raises(ValueError, match="cannot import module 'no_such_module'"):
+        build_model(RESNET, tasks={"a": ("no_such_module:Probe", TaskInfo(kind="depth"))})
+    with pytest.raises(ValueError, match="has no Task subclass named 'RESNET'"):
+        build_model(RESNET, tasks={"a": (f"{__name__}:RESNET", TaskInfo(kind="depth"))})

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from mtvision.data.record import TaskInfo
+from mtvision.structures import TaskInfo
 from mtvision.tasks import Task, create_task
 
 STRIDES = [4, 8, 16, 32]

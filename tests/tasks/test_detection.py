@@ -7,8 +7,7 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from mtvision.data.record import TaskInfo
-from mtvision.structures import Instances
+from mtvision.structures import Instances, TaskInfo
 from mtvision.tasks.detection import Detection
 
 SIZE = 64

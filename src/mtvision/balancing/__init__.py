@@ -30,8 +30,8 @@ from mtvision.balancing.db_mtl import DBMTL
 from mtvision.balancing.dualproj import DualProj
 from mtvision.balancing.dwa import DynamicWeightAverage
 from mtvision.balancing.ew import EqualWeighting
-from mtvision.balancing.famo import FAMO
 from mtvision.balancing.fairgrad import FairGrad
+from mtvision.balancing.famo import FAMO
 from mtvision.balancing.fixed import FixedWeighting
 from mtvision.balancing.gls import GeometricLoss
 from mtvision.balancing.graddrop import GradDrop

@@ -25,22 +25,24 @@ import typer
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from mtvision.cli import app
 from mtvision.balancing import Balancer, create
+from mtvision.cli import app
 from mtvision.config import Config, ConfigError, dump_config, load_config
 from mtvision.data.dataset import MultiTaskDataset, collate
-from mtvision.data.record import DatasetRecord, TaskInfo
+from mtvision.data.record import DatasetRecord, split_record
+from mtvision.data.sources import read_record
 from mtvision.data.transforms import build_transforms
 from mtvision.engine import checkpoint as ckpt
 from mtvision.engine.baselines import baseline_results
 from mtvision.engine.console import metric_table
-from mtvision.engine.datasets import cached_synthetic, read_record, split_record
 from mtvision.engine.distributed import DistInfo, cleanup, init_distributed, resolve_device
 from mtvision.engine.evaluate import evaluate
 from mtvision.engine.optim import resolve_amp
 from mtvision.engine.predict import find_images, predict_files
+from mtvision.engine.synthetic_cache import cached_synthetic
 from mtvision.engine.trainer import Trainer, TrainSettings
 from mtvision.models import MultiTaskModel, TaskSpec, build_model
+from mtvision.structures import TaskInfo
 
 console = Console()
 

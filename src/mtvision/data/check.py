@@ -8,7 +8,8 @@ range, missing dense maps) and warnings (duplicate images, images without any la
 
 Example:
     >>> from pathlib import Path
-    >>> from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+    >>> from mtvision.data.record import Annotation, DatasetRecord, ImageRecord
+    >>> from mtvision.structures import TaskInfo
     >>> rec = DatasetRecord(Path("."), [ImageRecord("a.png", 10, 10, targets={"objects": [
     ...     Annotation(category=3, box=(0.0, 0.0, 4.0, 4.0))]})], {"objects": TaskInfo("instances", ["x"])})
     >>> [f.code for f in check_record(rec, read_images=False)]
@@ -23,7 +24,8 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo, resolve
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, resolve
+from mtvision.structures import TaskInfo
 
 Severity = Literal["error", "warning"]
 

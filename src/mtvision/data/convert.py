@@ -14,7 +14,8 @@ Two things every writer leaves to its caller:
 
 Example:
     >>> import tempfile
-    >>> from mtvision.data.record import DenseRef, ImageRecord, TaskInfo
+    >>> from mtvision.data.record import DenseRef, ImageRecord
+    >>> from mtvision.structures import TaskInfo
     >>> d = Path(tempfile.mkdtemp())
     >>> rec = DatasetRecord(d, [ImageRecord("img/a.png", 4, 4, targets={"depth": DenseRef("depth/a.png")})],
     ...                     {"depth": TaskInfo("depth")})

@@ -27,8 +27,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from mtvision.data.loading import CorruptImageError, load_sample
-from mtvision.data.record import DatasetRecord, TaskInfo
-from mtvision.structures import Batch, Sample
+from mtvision.data.record import DatasetRecord
+from mtvision.structures import Batch, Sample, TaskInfo
 
 __all__ = ["MultiTaskDataset", "collate"]
 

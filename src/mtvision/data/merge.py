@@ -11,7 +11,8 @@ source is reported as a :class:`Conflict`, and the later source's label is not u
 
 Example:
     >>> from pathlib import Path
-    >>> from mtvision.data.record import DatasetRecord, ImageRecord, TaskInfo
+    >>> from mtvision.data.record import DatasetRecord, ImageRecord
+    >>> from mtvision.structures import TaskInfo
     >>> a = DatasetRecord(Path("/d"), [ImageRecord("x.png", 4, 4, targets={"scene": 0})],
     ...                   {"scene": TaskInfo("label", ["in", "out"])})
     >>> b = DatasetRecord(Path("/d"), [ImageRecord("x.png", 4, 4, targets={"kind": 1})],
@@ -28,7 +29,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, ImageTarget, TaskInfo, resolve
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, ImageTarget, resolve
+from mtvision.structures import TaskInfo
 
 # Label Studio stores uploads as "<8 hex>-<original name>".
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")

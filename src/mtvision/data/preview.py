@@ -25,10 +25,17 @@ import torch
 from torch import Tensor
 from torchvision import tv_tensors
 
-from mtvision.data.record import TaskInfo
-from mtvision.draw import (blend, colorize_depth, colorize_labels, draw_instances, gray_to_rgb, normals_to_rgb,
-                           save_png, tile)
-from mtvision.structures import DepthMap, Instances, NormalMap, Sample
+from mtvision.draw import (
+    blend,
+    colorize_depth,
+    colorize_labels,
+    draw_instances,
+    gray_to_rgb,
+    normals_to_rgb,
+    save_png,
+    tile,
+)
+from mtvision.structures import DepthMap, Instances, NormalMap, Sample, TaskInfo
 
 __all__ = ["preview", "render_panels", "image_to_rgb"]
 

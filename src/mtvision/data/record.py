@@ -21,16 +21,14 @@ Example:
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
-TargetKind = Literal["instances", "label", "semantic", "depth", "normals", "edges"]
-DENSE_KINDS: tuple[str, ...] = ("semantic", "depth", "normals", "edges")
+from mtvision.structures import Polygons, Rle, TaskInfo
 
-Polygons = list[list[float]]  # COCO style: each polygon a flat [x1, y1, x2, y2, ...] in pixels
-Rle = dict[str, Any]  # COCO RLE: {"size": [h, w], "counts": str | list[int]}
 Keypoints = list[float]  # COCO style: flat [x1, y1, v1, x2, y2, v2, ...] in pixels, v an int in {0, 1, 2}
 
 
@@ -62,20 +60,6 @@ class DenseRef:
 
     path: str  # relative to DatasetRecord.root, or absolute
     scale: float = 1.0
-
-
-@dataclass
-class TaskInfo:
-    """The label space of one task, shared by every image of the dataset."""
-
-    kind: TargetKind
-    classes: list[str] = field(default_factory=list)
-    multi_label: bool = False  # only for kind == "label"
-    keypoint_names: list[str] = field(default_factory=list)
-    skeleton: list[tuple[int, int]] = field(default_factory=list)  # 0-based index pairs
-    flip_idx: list[int] = field(default_factory=list)  # keypoint index after a horizontal flip
-    keypoint_sigmas: list[float] = field(default_factory=list)  # OKS sigmas; empty = default
-    ignore_index: int = 255  # semantic: value meaning "void"
 
 
 ImageTarget = Union[list[Annotation], int, list[int], DenseRef]
@@ -124,3 +108,17 @@ def resolve(root: Path, path: str) -> Path:
     """``path`` relative to ``root`` unless it is absolute."""
     p = Path(path)
     return p if p.is_absolute() else Path(root) / p
+
+
+def split_record(record: DatasetRecord, val_fraction: float, seed: int) -> tuple[DatasetRecord, DatasetRecord]:
+    """A seeded random hold-out: ``(train, val)`` with at least one image in each."""
+    if len(record.images) < 2:
+        raise ValueError(f"{record.root}: {len(record.images)} image(s); a validation split needs at least 2")
+    order = list(range(len(record.images)))
+    random.Random(seed).shuffle(order)
+    count = min(len(order) - 1, max(1, round(val_fraction * len(order))))
+    return _subset(record, order[count:]), _subset(record, order[:count])
+
+
+def _subset(record: DatasetRecord, indices: list[int]) -> DatasetRecord:
+    return replace(record, images=[record.images[i] for i in sorted(indices)])

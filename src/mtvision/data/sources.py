@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -130,3 +131,19 @@ def _check_options(read: Any, options: Mapping[str, Any], format: str) -> None:
              or (p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and name != "path")]
     if unknown := sorted(set(options) - set(valid)):
         raise ValueError(f"format {format!r} has no option(s) {unknown}; valid: {valid or 'none'}")
+
+
+def read_record(source: SourceLike | Sequence[SourceLike]) -> DatasetRecord:
+    """A dataset in any supported format, or several merged by image (a config's list of sources).
+
+    Merge conflicts (an image with two sizes, a task labelled twice, unknown classes) are
+    reported as warnings; the conflicting labels are left out, never guessed.
+    """
+    specs = list(source) if isinstance(source, (list, tuple)) else [source]
+    result = load_sources(specs)
+    if result.conflicts:
+        shown = "\n  ".join(str(c) for c in result.conflicts[:10])
+        more = f"\n  ... and {len(result.conflicts) - 10} more" if len(result.conflicts) > 10 else ""
+        warnings.warn(f"{len(result.conflicts)} merge conflict(s), those labels are left out:\n  {shown}{more}",
+                      stacklevel=2)
+    return result.record

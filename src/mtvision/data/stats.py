@@ -2,7 +2,8 @@
 
 Example:
     >>> from pathlib import Path
-    >>> from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+    >>> from mtvision.data.record import Annotation, DatasetRecord, ImageRecord
+    >>> from mtvision.structures import TaskInfo
     >>> rec = DatasetRecord(Path("."), [ImageRecord("a.png", 8, 8, targets={"objects": [
     ...     Annotation(category=1, box=(0.0, 0.0, 4.0, 4.0))]})], {"objects": TaskInfo("instances", ["x", "y"])})
     >>> dataset_stats(rec)["tasks"]["objects"]["per_class"]
@@ -19,7 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, TaskInfo  # noqa: E402
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef  # noqa: E402
+from mtvision.structures import TaskInfo
 
 
 def dataset_stats(record: DatasetRecord) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtvision.data.record import TaskInfo
+from mtvision.structures import TaskInfo
 
 __all__ = ["save_checkpoint", "load_checkpoint", "seed_everything", "rng_state", "set_rng_state", "infos_to_plain",
            "infos_from_plain"]

@@ -28,11 +28,10 @@ from torch import Tensor
 from mtvision.data.dataset import collate
 from mtvision.data.loading import load_image
 from mtvision.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from mtvision.data.transforms_geometry import ImageFrame, letterbox_frame
 from mtvision.draw import save_png, tile
 from mtvision.engine.step import autocast
 from mtvision.models import MultiTaskModel
-from mtvision.structures import Sample
+from mtvision.structures import ImageFrame, Sample, letterbox_frame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 Outputs = dict[str, list[Any]]  # task -> one post-processed output per image

@@ -21,10 +21,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from mtvision.data.record import TaskInfo
 from mtvision.models.backbone import Backbone
 from mtvision.models.multitask import MultiTaskModel
 from mtvision.models.neck import FPN
+from mtvision.structures import TaskInfo
 from mtvision.tasks import Task, create_task
 
 __all__ = ["TaskSpec", "build_model"]

@@ -17,22 +17,24 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mtvision.data.record import TaskInfo
-from mtvision.data.transforms_geometry import ImageFrame
+from mtvision.structures import ImageFrame, TaskInfo
 
 TASKS: dict[str, type[Task]] = {}
 
 
 def register(kind: str) -> Callable[[type[Task]], type[Task]]:
-    """Class decorator adding a task type to the registry under ``kind``."""
+    """Class decorator adding a task type to the registry under ``kind``; a taken name is an error."""
 
     def add(cls: type[Task]) -> type[Task]:
+        if kind in TASKS:
+            raise ValueError(f"task type {kind!r} is registered twice ({TASKS[kind].__module__} and {cls.__module__})")
         cls.kind = kind
         TASKS[kind] = cls
         return cls
@@ -44,11 +46,44 @@ def available_tasks() -> list[str]:
     return sorted(TASKS)
 
 
-def create_task(kind: str, name: str, info: TaskInfo, channels: int, strides: list[int], **options: Any) -> Task:
-    """Build the task ``kind`` named ``name``; an unknown kind lists the valid ones."""
+def task_type(kind: str) -> type[Task]:
+    """The task class of ``kind``: a registered name, or an import path ``"package.module:Class"``.
+
+    An import path loads a task module of the user's (it need not be registered); an unknown
+    name lists the valid ones.
+    """
+    if ":" in kind:
+        return _import_task(kind)
     if kind not in TASKS:
-        raise ValueError(f"unknown task type {kind!r}; available: {', '.join(available_tasks())}")
-    return TASKS[kind](name=name, info=info, channels=channels, strides=strides, **options)
+        raise ValueError(f"unknown task type {kind!r}; available: {', '.join(available_tasks())} "
+                         "or an import path 'package.module:Class'")
+    return TASKS[kind]
+
+
+def _import_task(path: str) -> type[Task]:
+    module_name, _, attribute = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"task type {path!r}: cannot import module {module_name!r} ({err}); "
+                         "is its folder on PYTHONPATH?") from err
+    cls = getattr(module, attribute, None)
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ValueError(f"task type {path!r}: {module_name} has no Task subclass named {attribute!r}")
+    return cls
+
+
+def create_task(kind: str, name: str, info: TaskInfo, channels: int, strides: list[int], **options: Any) -> Task:
+    """Build the task ``kind`` named ``name`` for a dataset task of label space ``info``.
+
+    The task type must consume the kind of target the dataset holds for ``name``; a mismatch
+    (a depth head on a segmentation task) is an error naming both.
+    """
+    cls = task_type(kind)
+    if cls.target_kind != info.kind:
+        raise ValueError(f"task {name!r}: type {kind!r} trains on {cls.target_kind!r} targets but the dataset "
+                         f"labels {name!r} as {info.kind!r}; pick a task type for {info.kind!r} targets")
+    return cls(name=name, info=info, channels=channels, strides=strides, **options)
 
 
 class Metric:
@@ -123,6 +158,17 @@ class Task(nn.Module):
         raise NotImplementedError
 
     def make_metric(self) -> Metric:
+        raise NotImplementedError
+
+    # --- constant baseline ----------------------------------------------------------
+    def baseline_statistics(self, target: Any) -> tuple[Tensor, Tensor] | None:
+        """``(sum, count)`` of a batch of targets, from which :meth:`constant_prediction`
+        fits the best constant output; ``None`` (the default) when no constant is meaningful."""
+        return None
+
+    def constant_prediction(self, mean: Tensor, target: Any) -> Any:
+        """The constant raw prediction for the images of ``target``, given the split's
+        ``sum / count`` of :meth:`baseline_statistics`, in the head's output format."""
         raise NotImplementedError
 
     # --- output side ----------------------------------------------------------------

@@ -11,7 +11,7 @@ classifier sees fine and coarse FPN levels alike; ``pool="coarsest"`` keeps only
 
 Example:
     >>> import torch
-    >>> from mtvision.data.record import TaskInfo
+    >>> from mtvision.structures import TaskInfo
     >>> task = Classification("scene", TaskInfo(kind="label", classes=["a", "b"]), 8, [4, 8])
     >>> task([torch.zeros(2, 8, 4, 4), torch.zeros(2, 8, 2, 2)], (16, 16)).shape
     torch.Size([2, 2])
@@ -26,14 +26,26 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mtvision.data.record import TaskInfo
-from mtvision.data.transforms_geometry import ImageFrame
 from mtvision.draw import tile
+from mtvision.structures import ImageFrame, TaskInfo
 from mtvision.tasks._metrics import SplitMetric, average_precision, f_score, mean_ignoring_nan, safe_div
 from mtvision.tasks.base import Metric, Task, register
+from mtvision.tasks.kinds import target_kind
 
 POOLS = ("all", "coarsest")
 TOP_SHOWN = 5  # classes listed by draw / to_json
+
+
+def decode_label(value: int | list[int], info: TaskInfo, size: tuple[int, int], scale: float = 1.0) -> Tensor:
+    """Single-label -> int64 scalar; multi-label (a list of class indices) -> ``[C]`` int64 0/1 vector."""
+    if not info.multi_label:
+        return torch.tensor(int(value), dtype=torch.int64)
+    vector = torch.zeros(len(info.classes), dtype=torch.int64)
+    vector[list(value)] = 1
+    return vector
+
+
+target_kind("label", dense=False, decode=decode_label)
 
 
 @register("classification")
@@ -70,6 +82,19 @@ class Classification(Task):
         if self.multi_label:  # smoothing pulls each 0/1 target towards 1/2
             return {"loss": F.binary_cross_entropy_with_logits(logits, target.float() * (1 - eps) + eps / 2)}
         return {"loss": F.cross_entropy(logits, target, label_smoothing=eps)}
+
+    def baseline_statistics(self, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Class counts (per-class positives for multi-label) over the images."""
+        if self.multi_label:
+            return target.double().sum(dim=0), torch.tensor(float(len(target)))
+        return torch.bincount(target.long(), minlength=len(self.info.classes)).double(), torch.tensor(float(len(target)))
+
+    def constant_prediction(self, mean: Tensor, target: Tensor) -> Tensor:
+        """Log class priors (argmax = the majority class), or per-class prevalence as log-odds."""
+        shape = (len(target), len(self.info.classes))
+        if self.multi_label:
+            return torch.logit(mean.float().clamp(1e-6, 1 - 1e-6)).expand(shape).clone()
+        return mean.float().clamp_min(1e-12).log().expand(shape).clone()
 
     def make_metric(self) -> Metric:
         if self.multi_label:

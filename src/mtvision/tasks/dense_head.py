@@ -31,9 +31,8 @@ from PIL import Image as PILImage
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mtvision.data.record import TaskInfo
-from mtvision.data.transforms_geometry import ImageFrame
 from mtvision.draw import blend
+from mtvision.structures import ImageFrame, TaskInfo
 from mtvision.tasks.base import Task
 
 
@@ -93,6 +92,11 @@ class DenseTask(Task):
         Label maps (``label_map``) use nearest, so no class appears between two others.
         """
         return frame.map_to_original(output, nearest=self.label_map)
+
+
+def constant_map(values: Tensor, target: Tensor) -> Tensor:
+    """``values`` (one per channel) at every pixel of ``[B, (C,) H, W]`` targets: ``[B, C, H, W]``."""
+    return values.view(1, -1, 1, 1).expand(len(target), len(values), *target.shape[-2:]).clone()
 
 
 def per_image(maps: Tensor) -> list[np.ndarray]:

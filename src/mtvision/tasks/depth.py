@@ -22,7 +22,7 @@ Metrics over every valid pixel of the split (sums of per-pixel terms, exact unde
 
 Example:
     >>> import torch
-    >>> from mtvision.data.record import TaskInfo
+    >>> from mtvision.structures import TaskInfo
     >>> task = Depth("depth", TaskInfo(kind="depth"), 8, [4], loss="silog")
     >>> bool((task([torch.zeros(1, 8, 4, 4)], (16, 16)) > 0).all())
     True
@@ -37,13 +37,23 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from mtvision.data.record import TaskInfo
 from mtvision.draw import colorize_depth
+from mtvision.structures import DepthMap, TaskInfo
 from mtvision.tasks._metrics import SplitMetric, masked_mean
 from mtvision.tasks.base import Metric, register
-from mtvision.tasks.dense_head import DenseTask, fit, per_image
+from mtvision.tasks.dense_head import DenseTask, constant_map, fit, per_image
+from mtvision.tasks.kinds import single_channel, target_kind
 
 LOSSES = ("l1", "silog")
+
+
+def decode_depth(array: np.ndarray, info: TaskInfo, size: tuple[int, int], scale: float = 1.0) -> DepthMap:
+    """Metres = stored value / ``scale`` (e.g. 1000 for millimetre PNGs); 0 stays invalid."""
+    metres = single_channel(array, "depth").astype(np.float32) / np.float32(scale)
+    return DepthMap(torch.from_numpy(metres))
+
+
+target_kind("depth", dense=True, decode=decode_depth)
 
 
 @register("depth")
@@ -71,6 +81,15 @@ class Depth(DenseTask):
         if self.loss_kind == "l1":
             return {"loss": masked_mean((prediction - target).abs(), valid)}
         return {"loss": silog(prediction, target, valid, self.silog_lambda)}
+
+    def baseline_statistics(self, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Sum and count of the valid (> 0) depths."""
+        valid = target[target > 0].double()
+        return valid.sum().reshape(1), torch.tensor(float(len(valid)))
+
+    def constant_prediction(self, mean: Tensor, target: Tensor) -> Tensor:
+        """The mean depth everywhere."""
+        return constant_map(mean.float()[:1], target)
 
     def make_metric(self) -> Metric:
         return DepthMetric()

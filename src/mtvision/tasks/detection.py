@@ -16,7 +16,7 @@ Labels are 0-based in mtvision and shifted by one inside (torchvision's 0 is bac
 
 Example:
     >>> import torch
-    >>> from mtvision.data.record import TaskInfo
+    >>> from mtvision.structures import TaskInfo
     >>> task = Detection(name="objects", info=TaskInfo(kind="instances", classes=["a", "b"]),
     ...                  channels=16, strides=[4, 8, 16, 32]).eval()
     >>> feats = [torch.randn(1, 16, 64 // s, 64 // s) for s in (4, 8, 16, 32)]
@@ -41,11 +41,8 @@ from torchvision.models.detection.roi_heads import RoIHeads, paste_masks_in_imag
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
-from mtvision.data.formats._common import mask_to_rle
-from mtvision.data.record import TaskInfo
-from mtvision.data.transforms_geometry import ImageFrame, resize_nearest
 from mtvision.draw import draw_instances
-from mtvision.structures import Instances
+from mtvision.structures import ImageFrame, Instances, TaskInfo, mask_to_rle, resize_nearest
 from mtvision.tasks.base import Metric, Task, register
 from mtvision.tasks.detection_metric import DetectionMetric
 

@@ -13,9 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mtvision.data.formats._common import mask_to_rle
-from mtvision.data.record import TaskInfo
-from mtvision.structures import Instances
+from mtvision.structures import Instances, TaskInfo, mask_to_rle
 from mtvision.tasks.base import Metric
 from mtvision.tasks.coco_eval import coco_metrics
 

@@ -20,7 +20,7 @@ there is no one-to-one matching and no thinning (NMS) of the prediction.
 
 Example:
     >>> import torch
-    >>> from mtvision.data.record import TaskInfo
+    >>> from mtvision.structures import TaskInfo
     >>> task = Edges("edges", TaskInfo(kind="edges"), 8, [4])
     >>> task([torch.zeros(1, 8, 4, 4)], (16, 16)).shape
     torch.Size([1, 1, 16, 16])
@@ -34,12 +34,22 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+from torchvision import tv_tensors
 
-from mtvision.data.record import TaskInfo
 from mtvision.draw import blend, gray_to_rgb
+from mtvision.structures import TaskInfo
 from mtvision.tasks._metrics import SplitMetric, f_score, safe_div
 from mtvision.tasks.base import Metric, register
-from mtvision.tasks.dense_head import DenseTask, fit, per_image
+from mtvision.tasks.dense_head import DenseTask, constant_map, fit, per_image
+from mtvision.tasks.kinds import single_channel, target_kind
+
+
+def decode_edges(array: np.ndarray, info: TaskInfo, size: tuple[int, int], scale: float = 1.0) -> tv_tensors.Mask:
+    """Any stored value > 0 is an edge: a uint8 ``Mask [1, H, W]`` of 0/1."""
+    return tv_tensors.Mask(torch.from_numpy((single_channel(array, "edges") > 0).astype(np.uint8))[None])
+
+
+target_kind("edges", dense=True, decode=decode_edges)
 
 
 @register("edges")
@@ -63,6 +73,14 @@ class Edges(DenseTask):
         positives = target.sum()
         pos_weight = (target.numel() - positives) / positives.clamp_min(1)
         return {"loss": F.binary_cross_entropy_with_logits(prediction.float(), target, pos_weight=pos_weight)}
+
+    def baseline_statistics(self, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Edge pixels and all pixels: the edge rate."""
+        return target.double().sum().reshape(1), torch.tensor(float(target.numel()))
+
+    def constant_prediction(self, mean: Tensor, target: Tensor) -> Tensor:
+        """The logit of the edge rate everywhere: every ODS threshold below it predicts "edge"."""
+        return constant_map(torch.logit(mean.float()[:1].clamp(1e-6, 1 - 1e-6)), target)
 
     def make_metric(self) -> Metric:
         return ODSMetric(self.num_thresholds, self.tolerance)

@@ -15,7 +15,7 @@ even pixel count it averages the two middle ranks.
 
 Example:
     >>> import torch
-    >>> from mtvision.data.record import TaskInfo
+    >>> from mtvision.structures import TaskInfo
     >>> task = Normals("normals", TaskInfo(kind="normals"), 8, [4])
     >>> out = task([torch.randn(1, 8, 4, 4)], (16, 16))
     >>> torch.allclose(out.norm(dim=1), torch.ones(1, 16, 16), atol=1e-5)
@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
-from mtvision.data.record import TaskInfo
-from mtvision.data.transforms_geometry import ImageFrame
 from mtvision.draw import normals_to_rgb
+from mtvision.structures import ImageFrame, NormalMap, TaskInfo, unit_vectors, vector_length
 from mtvision.tasks._metrics import SplitMetric, masked_mean
 from mtvision.tasks.base import Metric, register
-from mtvision.tasks.dense_head import DenseTask, fit, per_image
-from mtvision.vectors import unit_vectors, vector_length
+from mtvision.tasks.dense_head import DenseTask, constant_map, fit, per_image
+from mtvision.tasks.kinds import target_kind
 
 BIN_DEGREES = 0.01  # median resolution
 THRESHOLDS = (11.25, 22.5, 30.0)
@@ -46,6 +46,22 @@ THRESHOLDS = (11.25, 22.5, 30.0)
 def _within_key(threshold: float) -> str:
     """``within_11_25`` for 11.25°: no dot, so the name is safe in CSV headers and dotted config keys."""
     return "within_" + f"{threshold:g}".replace(".", "_")
+
+
+def decode_normals(array: np.ndarray, info: TaskInfo, size: tuple[int, int], scale: float = 1.0) -> NormalMap:
+    """``.npy`` floats as they are; 8/16-bit PNGs map ``[0, max]`` to ``[-1, 1]`` and are
+    renormalised, an all-zero pixel meaning "no normal" (Pillow decodes 16-bit RGB PNGs at
+    8-bit precision, so store precise normals as ``.npy``)."""
+    chw = array if array.shape[0] == 3 and array.ndim == 3 else np.moveaxis(array, -1, 0)
+    if chw.ndim != 3 or chw.shape[0] != 3:
+        raise ValueError(f"normal map must have 3 channels, got shape {array.shape}")
+    if np.issubdtype(chw.dtype, np.floating):
+        return NormalMap(torch.from_numpy(chw.astype(np.float32)))
+    vectors = torch.from_numpy(chw.astype(np.float32) / np.iinfo(chw.dtype).max * 2 - 1)
+    return NormalMap(unit_vectors(vectors, dim=0) * torch.from_numpy(np.any(chw != 0, axis=0))[None])
+
+
+target_kind("normals", dense=True, decode=decode_normals)
 
 
 @register("normals")
@@ -66,6 +82,14 @@ class Normals(DenseTask):
     def loss(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
         cosine = (prediction.float() * unit_vectors(target.float(), dim=1)).sum(dim=1)
         return {"loss": masked_mean(1 - cosine, valid_pixels(target))}
+
+    def baseline_statistics(self, target: Tensor) -> tuple[Tensor, Tensor]:
+        """The sum of the normal vectors: only its direction is used."""
+        return target.double().sum(dim=(0, 2, 3)), torch.tensor(1.0)
+
+    def constant_prediction(self, mean: Tensor, target: Tensor) -> Tensor:
+        """The mean normal direction everywhere."""
+        return constant_map(F.normalize(mean.float(), dim=0), target)
 
     def make_metric(self) -> Metric:
         return AngleMetric()

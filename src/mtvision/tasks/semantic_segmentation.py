@@ -9,7 +9,7 @@ as in torchmetrics / mmseg's ``nanmean``). Void pixels count in neither.
 
 Example:
     >>> import torch
-    >>> from mtvision.data.record import TaskInfo
+    >>> from mtvision.structures import TaskInfo
     >>> task = SemanticSegmentation("seg", TaskInfo(kind="semantic", classes=["bg", "fg"]), 8, [4])
     >>> task([torch.zeros(1, 8, 4, 4)], (16, 16)).shape
     torch.Size([1, 2, 16, 16])
@@ -23,12 +23,22 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+from torchvision import tv_tensors
 
-from mtvision.data.record import TaskInfo
 from mtvision.draw import colorize_labels
+from mtvision.structures import TaskInfo
 from mtvision.tasks._metrics import SplitMetric, masked_mean, mean_ignoring_nan, safe_div
 from mtvision.tasks.base import Metric, register
-from mtvision.tasks.dense_head import DenseTask, overlay, per_image
+from mtvision.tasks.dense_head import DenseTask, constant_map, overlay, per_image
+from mtvision.tasks.kinds import single_channel, target_kind
+
+
+def decode_semantic(array: np.ndarray, info: TaskInfo, size: tuple[int, int], scale: float = 1.0) -> tv_tensors.Mask:
+    """An index map (PNG or .npy) as an int64 ``Mask [H, W]``; ``info.ignore_index`` marks void."""
+    return tv_tensors.Mask(torch.from_numpy(single_channel(array, "semantic").astype(np.int64)))
+
+
+target_kind("semantic", dense=True, decode=decode_semantic)
 
 
 @register("semantic_segmentation")
@@ -50,6 +60,15 @@ class SemanticSegmentation(DenseTask):
         void = self.info.ignore_index
         per_pixel = F.cross_entropy(prediction.float(), target, ignore_index=void, reduction="none")
         return {"loss": masked_mean(per_pixel, target != void)}
+
+    def baseline_statistics(self, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Pixel count per class over the non-void pixels."""
+        valid = target[target != self.info.ignore_index].long()
+        return torch.bincount(valid, minlength=len(self.info.classes)).double(), torch.tensor(float(len(valid)))
+
+    def constant_prediction(self, mean: Tensor, target: Tensor) -> Tensor:
+        """Logits of the majority class everywhere."""
+        return constant_map(F.one_hot(mean.argmax(), len(mean)).float(), target)
 
     def make_metric(self) -> Metric:
         return ConfusionMetric(len(self.info.classes), self.info.ignore_index)

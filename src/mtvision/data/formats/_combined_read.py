@@ -12,12 +12,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import PARSE_ERRORS, check_rle, describe, safe_relpath
+from mtvision.data.formats._common import PARSE_ERRORS, describe, safe_relpath
 from mtvision.data.formats.coco_categories import CocoTaskInfo
-from mtvision.data.record import (DENSE_KINDS, Annotation, DatasetRecord, DenseRef, ImageRecord, Keypoints,
-                                  TaskInfo, keypoint_triplets)
-
-KINDS = ("instances", "label", *DENSE_KINDS)
+from mtvision.data.record import (
+    Annotation,
+    DatasetRecord,
+    DenseRef,
+    ImageRecord,
+    Keypoints,
+    keypoint_triplets,
+)
+from mtvision.structures import TaskInfo, check_rle
+from mtvision.tasks.kinds import TARGET_KINDS, dense_kinds
 
 
 class Reader:
@@ -55,8 +61,8 @@ class Reader:
     def _task(self, name: str, block: Any) -> TaskInfo:
         """A task block; COCO's original category ids and supercategories make it a CocoTaskInfo."""
         known = {f.name for f in fields(CocoTaskInfo)}
-        if not isinstance(block, dict) or block.get("kind") not in KINDS:
-            self._fail(f"tasks.{name}", f"'kind' must be one of {', '.join(KINDS)}")
+        if not isinstance(block, dict) or block.get("kind") not in TARGET_KINDS:
+            self._fail(f"tasks.{name}", f"'kind' must be one of {', '.join(sorted(TARGET_KINDS))}")
         if unknown := sorted(set(block) - known):
             self._fail(f"tasks.{name}", f"unknown field(s) {unknown}; valid: {sorted(known)}")
         try:
@@ -114,7 +120,7 @@ class Reader:
         return list(values) if info.multi_label else value
 
     def _dense(self, where: str, task: str, value: Any) -> DenseRef:
-        self._expect_kind(where, task, DENSE_KINDS)
+        self._expect_kind(where, task, dense_kinds())
         if isinstance(value, str):
             return DenseRef(path=safe_relpath(value, self.path, where))
         if not isinstance(value, dict) or not isinstance(value.get("path"), str):

@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from mtvision.data.errors import FormatError
-from mtvision.data.record import DatasetRecord, Polygons, Rle, TaskInfo
+from mtvision.data.record import DatasetRecord
+from mtvision.structures import TaskInfo
 
 T = TypeVar("T")
 
@@ -209,88 +209,3 @@ def load_png(path: str | Path, file: str | Path, entry: str, modes: Sequence[str
     if mode not in modes:
         raise FormatError(file, entry, f"{path}: PNG mode {mode!r}, expected one of {list(modes)}")
     return array
-
-
-def _rle_string_total(counts: str) -> int:
-    """Sum of the run lengths in a compressed COCO RLE string.
-
-    Only a length check: pycocotools decodes an RLE whose runs add up to less than h*w
-    into uninitialised memory without an error, so readers must verify the total first.
-    The decoding loop mirrors pycocotools' ``rleFrString``.
-    """
-    runs: list[int] = []
-    pos, n = 0, len(counts)
-    while pos < n:
-        value, shift, more = 0, 0, True
-        while more:
-            if pos >= n:
-                raise ValueError("truncated RLE counts string")
-            c = ord(counts[pos]) - 48
-            if not 0 <= c < 64:
-                raise ValueError(f"invalid character {counts[pos]!r} in RLE counts")
-            value |= (c & 0x1F) << (5 * shift)
-            more = bool(c & 0x20)
-            pos, shift = pos + 1, shift + 1
-            if not more and c & 0x10:
-                value |= -1 << (5 * shift)
-        if len(runs) > 2:
-            value += runs[-2]
-        if value < 0:
-            raise ValueError("negative run length in RLE counts")
-        runs.append(value)
-    total = sum(runs)
-    return total
-
-
-def check_rle(rle: dict, height: int, width: int) -> Rle:
-    """Validate a COCO RLE for an image of the given size; return it with ``str`` counts.
-
-    Raises ValueError (callers wrap it in FormatError) when the size differs from the
-    image or the runs do not cover exactly ``height * width`` pixels.
-    """
-    size, counts = rle["size"], rle["counts"]
-    if list(size) != [height, width]:
-        raise ValueError(f"RLE size {size} differs from the image size [h, w] = [{height}, {width}]")
-    if isinstance(counts, bytes):
-        counts = counts.decode("ascii")
-    if isinstance(counts, str):
-        total = _rle_string_total(counts)
-    elif isinstance(counts, list) and all(type(c) is int and c >= 0 for c in counts):
-        total = sum(counts)
-    else:
-        raise ValueError("RLE counts must be a string or a list of non-negative integers")
-    if total != height * width:
-        raise ValueError(f"RLE runs cover {total} pixels, the image has {height * width}")
-    return {"size": [height, width], "counts": counts}
-
-
-def to_coco_rle(segmentation: Polygons | Rle, height: int, width: int) -> dict:
-    """One pycocotools RLE (bytes counts) for polygons, uncompressed or compressed RLE."""
-    if isinstance(segmentation, list):
-        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    if isinstance(segmentation["counts"], list):
-        return mask_utils.frPyObjects(segmentation, height, width)
-    return {"size": segmentation["size"], "counts": segmentation["counts"].encode("ascii")
-            if isinstance(segmentation["counts"], str) else segmentation["counts"]}
-
-
-def segmentation_area(segmentation: Polygons | Rle, height: int, width: int) -> int:
-    """Pixel area of a segmentation as pycocotools rasterises it."""
-    return int(mask_utils.area(to_coco_rle(segmentation, height, width)))
-
-
-def decode_mask(segmentation: Polygons | Rle, height: int, width: int) -> np.ndarray:
-    """``[H, W]`` uint8 mask of a segmentation (polygons are rasterised by pycocotools)."""
-    return mask_utils.decode(to_coco_rle(segmentation, height, width))
-
-
-def mask_to_rle(mask: np.ndarray) -> Rle:
-    """Compressed COCO RLE (``str`` counts, JSON-ready) of a binary ``[H, W]`` mask."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-def rle_box(rle: Rle) -> tuple[float, float, float, float]:
-    """XYXY box of an RLE mask (pycocotools' ``toBbox`` gives XYWH)."""
-    x, y, w, h = (float(v) for v in mask_utils.toBbox(to_coco_rle(rle, *rle["size"])))
-    return (x, y, x + w, y + h)

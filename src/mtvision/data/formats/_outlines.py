@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from contourpy import FillType, contour_generator
 
-from mtvision.data.record import Polygons
+from mtvision.structures import Polygons
 
 
 def mask_outlines(mask: np.ndarray) -> Polygons:

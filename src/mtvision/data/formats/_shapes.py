@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import box_from_points, decode_mask, flip_idx_from_names, mask_to_rle, rle_box
-from mtvision.data.record import Annotation, DatasetRecord, Polygons, Rle, TaskInfo
+from mtvision.data.formats._common import box_from_points, flip_idx_from_names
+from mtvision.data.record import Annotation, DatasetRecord
+from mtvision.structures import Polygons, Rle, TaskInfo, decode_mask, mask_to_rle, rle_box
 
 Box = tuple[float, float, float, float]
 Point = tuple[float, float]

@@ -33,7 +33,8 @@ import numpy as np
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._common import image_size, load_png
 from mtvision.data.formats._shapes import mask_region
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord
+from mtvision.structures import TaskInfo
 
 # (name, trainId) by label id 0..33, from cityscapesScripts' labels.py.
 LABELS: list[tuple[str, int]] = [

@@ -49,11 +49,19 @@ from typing import Any
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import coco_panoptic
-from mtvision.data.formats._common import (CROWD, PARSE_ERRORS, box_from_points, check_rle, describe, gc_paused,
-                                          load_json, rle_box, safe_relpath)
+from mtvision.data.formats._common import (
+    CROWD,
+    PARSE_ERRORS,
+    box_from_points,
+    describe,
+    gc_paused,
+    load_json,
+    safe_relpath,
+)
 from mtvision.data.formats.coco_categories import CocoTaskInfo, parse_categories
 from mtvision.data.formats.coco_write import write
 from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, Keypoints, keypoint_triplets
+from mtvision.structures import check_rle, rle_box
 
 __all__ = ["CocoTaskInfo", "TASK", "detect", "read", "write"]
 

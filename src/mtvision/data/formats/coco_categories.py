@@ -18,7 +18,7 @@ from typing import Any
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._common import flip_idx_from_names, require
-from mtvision.data.record import TaskInfo
+from mtvision.structures import TaskInfo
 
 __all__ = ["CocoTaskInfo", "parse_categories"]
 

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import CROWD, PARSE_ERRORS, describe, load_png, mask_to_rle, rle_box, safe_join
+from mtvision.data.formats._common import CROWD, PARSE_ERRORS, describe, load_png, safe_join
 from mtvision.data.formats.coco_categories import CocoTaskInfo
 from mtvision.data.record import Annotation, ImageRecord
+from mtvision.structures import mask_to_rle, rle_box
 
 __all__ = ["is_panoptic", "add_segments"]
 

@@ -16,7 +16,8 @@ Decisions a reader of the file should know:
 
 Example:
     >>> import tempfile, pathlib
-    >>> from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+    >>> from mtvision.data.record import Annotation, DatasetRecord, ImageRecord
+    >>> from mtvision.structures import TaskInfo
     >>> im = ImageRecord("a.jpg", 4, 4, targets={"objects": [Annotation(0, (0, 0, 2, 2))]})
     >>> rec = DatasetRecord(pathlib.Path("."), [im], {"objects": TaskInfo("instances", ["cat"])})
     >>> write(rec, pathlib.Path(tempfile.mkdtemp()) / "out.json")
@@ -29,9 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mtvision.data.formats._common import instance_task, segmentation_area
+from mtvision.data.formats._common import instance_task
 from mtvision.data.formats.coco_categories import CocoTaskInfo
-from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, ImageRecord
+from mtvision.structures import TaskInfo, segmentation_area
 
 __all__ = ["write"]
 

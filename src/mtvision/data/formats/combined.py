@@ -61,9 +61,11 @@ from typing import Any
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._combined_read import Reader
-from mtvision.data.formats._common import check_rle, load_json, segmentation_area
+from mtvision.data.formats._common import load_json
 from mtvision.data.formats.coco_write import keypoint_and_attribute_fields
-from mtvision.data.record import DENSE_KINDS, Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo, resolve
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, resolve
+from mtvision.structures import TaskInfo, check_rle, segmentation_area
+from mtvision.tasks.kinds import dense_kinds
 
 FORMAT = "mtvision"
 VERSION = 1
@@ -174,7 +176,7 @@ def _image_entry(record: DatasetRecord, image: ImageRecord, coco_id: int, path: 
     labels = {task: value for task, value in image.targets.items() if kinds[task] == "label"}
     if labels:
         out["labels"] = {task: value if isinstance(value, int) else list(value) for task, value in labels.items()}
-    dense = {task: ref for task, ref in image.targets.items() if kinds[task] in DENSE_KINDS}
+    dense = {task: ref for task, ref in image.targets.items() if kinds[task] in dense_kinds()}
     if dense:
         out["dense"] = {task: _dense_entry(record.root, ref, path, f"{entry}.dense.{task}")
                         for task, ref in dense.items()}

@@ -43,10 +43,22 @@ from typing import Any
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._common import PARSE_ERRORS, describe, safe_relpath
 from mtvision.data.formats._shapes import (
-    Box, Draft, bounds, check_canvas, decode_cvat_rle, ellipse_polygon, finish_instances, finish_labels, flatten,
-    mask_region, merge_group, paste, rotate,
+    Box,
+    Draft,
+    bounds,
+    check_canvas,
+    decode_cvat_rle,
+    ellipse_polygon,
+    finish_instances,
+    finish_labels,
+    flatten,
+    mask_region,
+    merge_group,
+    paste,
+    rotate,
 )
-from mtvision.data.record import DatasetRecord, ImageRecord, Rle
+from mtvision.data.record import DatasetRecord, ImageRecord
+from mtvision.structures import Rle
 
 SHAPES = ("box", "polygon", "ellipse", "mask", "skeleton", "points", "polyline")
 KIND = {"ellipse": "polygon"}  # element -> the shape kind merge_group knows

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import csv
 import io
-from itertools import islice
 from collections.abc import Mapping
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,8 @@ from PIL import Image, UnidentifiedImageError
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._common import image_size, load_png, read_text, safe_relpath
 from mtvision.data.formats._shapes import finish_labels
-from mtvision.data.record import DatasetRecord, DenseRef, ImageRecord, TaskInfo
+from mtvision.data.record import DatasetRecord, DenseRef, ImageRecord
+from mtvision.structures import TaskInfo
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 DENSE_DIRS = {"semseg": ("semseg", "masks", "segmentation"), "depth": ("depth",), "normals": ("normals",)}

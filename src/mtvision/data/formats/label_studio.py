@@ -46,7 +46,15 @@ from urllib.parse import parse_qs, unquote, urlparse
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._common import PARSE_ERRORS, describe, image_size, load_json, safe_join
 from mtvision.data.formats._shapes import (
-    Draft, bounds, decode_ls_brush, ellipse_polygon, finish_instances, finish_labels, flatten, mask_region, rotate,
+    Draft,
+    bounds,
+    decode_ls_brush,
+    ellipse_polygon,
+    finish_instances,
+    finish_labels,
+    flatten,
+    mask_region,
+    rotate,
 )
 from mtvision.data.record import DatasetRecord, ImageRecord
 

@@ -48,10 +48,24 @@ from PIL import Image
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._common import (
-    PARSE_ERRORS, describe, image_size, load_json, read_text, require, safe_relpath,
+    PARSE_ERRORS,
+    describe,
+    image_size,
+    load_json,
+    read_text,
+    require,
+    safe_relpath,
 )
 from mtvision.data.formats._shapes import (
-    Draft, bounds, check_canvas, ellipse_polygon, finish_instances, finish_labels, flatten, mask_region, merge_group,
+    Draft,
+    bounds,
+    check_canvas,
+    ellipse_polygon,
+    finish_instances,
+    finish_labels,
+    flatten,
+    mask_region,
+    merge_group,
     paste,
 )
 from mtvision.data.record import DatasetRecord, ImageRecord

@@ -13,7 +13,8 @@ have no place in VOC and are not written.
 
 Example:
     >>> import tempfile, pathlib
-    >>> from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+    >>> from mtvision.data.record import Annotation, DatasetRecord, ImageRecord
+    >>> from mtvision.structures import TaskInfo
     >>> im = ImageRecord("x/a.jpg", 10, 10, targets={"objects": [Annotation(0, (0, 0, 5, 5))]})
     >>> rec = DatasetRecord(pathlib.Path("."), [im], {"objects": TaskInfo("instances", ["cat"])})
     >>> out = pathlib.Path(tempfile.mkdtemp()); write(rec, out)
@@ -31,9 +32,10 @@ import numpy as np
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import voc_xml
-from mtvision.data.formats._common import decode_mask, load_png
+from mtvision.data.formats._common import load_png
 from mtvision.data.formats.voc_masks import colormap, save_palette_png
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, TaskInfo, resolve
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, resolve
+from mtvision.structures import TaskInfo, decode_mask
 
 __all__ = ["write"]
 

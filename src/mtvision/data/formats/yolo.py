@@ -46,10 +46,18 @@ from typing import Any
 import yaml
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import (IMAGE_SUFFIXES, PARSE_ERRORS, box_from_points, describe, image_size,
-                                          read_text, safe_relpath)
+from mtvision.data.formats._common import (
+    IMAGE_SUFFIXES,
+    PARSE_ERRORS,
+    box_from_points,
+    describe,
+    image_size,
+    read_text,
+    safe_relpath,
+)
 from mtvision.data.formats.yolo_write import write
-from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, Keypoints, TaskInfo
+from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, Keypoints
+from mtvision.structures import TaskInfo
 
 __all__ = ["TASK", "detect", "read", "write"]
 

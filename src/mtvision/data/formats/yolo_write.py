@@ -21,7 +21,8 @@ are skipped, as in Ultralytics' own COCO converter: a crowd region is not one ob
 
 Example:
     >>> import tempfile, pathlib
-    >>> from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo
+    >>> from mtvision.data.record import Annotation, DatasetRecord, ImageRecord
+    >>> from mtvision.structures import TaskInfo
     >>> im = ImageRecord("a.jpg", 10, 10, targets={"objects": [Annotation(0, (0, 0, 5, 5))]})
     >>> rec = DatasetRecord(pathlib.Path("."), [im], {"objects": TaskInfo("instances", ["cat"])})
     >>> out = pathlib.Path(tempfile.mkdtemp())
@@ -40,9 +41,10 @@ from typing import Literal
 import yaml
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import decode_mask, instance_task
+from mtvision.data.formats._common import instance_task
 from mtvision.data.formats._outlines import mask_outlines
-from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, TaskInfo, keypoint_triplets
+from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, keypoint_triplets
+from mtvision.structures import TaskInfo, decode_mask
 
 __all__ = ["write"]
 

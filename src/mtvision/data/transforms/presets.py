@@ -38,11 +38,15 @@ from torch import Tensor
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from mtvision.data.transforms_geometry import (Letterbox, LetterboxGeometry, RandomFitScale, SemanticVoidFill,
-                                               letterbox_geometry)
-from mtvision.data.transforms_instances import (BoxesFromMasks, RandomHorizontalFlip, SanitizeInstances,
-                                                flip_keypoints, sanitize_instances)
-from mtvision.structures import Instances, Sample
+from mtvision.data.transforms.geometry import Letterbox, RandomFitScale, SemanticVoidFill
+from mtvision.data.transforms.instances import (
+    BoxesFromMasks,
+    RandomHorizontalFlip,
+    SanitizeInstances,
+    flip_keypoints,
+    sanitize_instances,
+)
+from mtvision.structures import Instances, LetterboxGeometry, Sample, letterbox_geometry
 
 __all__ = [
     "IMAGENET_MEAN", "IMAGENET_STD", "Letterbox", "LetterboxGeometry", "Preset", "RandomFitScale",

@@ -39,8 +39,7 @@ from mtvision.data.check import Finding, check_record, fixed
 from mtvision.data.convert import materialise, output_path, write_as
 from mtvision.data.formats import FORMATS, WRITERS, combined, get_format
 from mtvision.data.record import Annotation, DatasetRecord
-from mtvision.data.sources import COMBINED_NAME, SourceSpec, load_source, load_sources
-from mtvision.engine.datasets import read_record
+from mtvision.data.sources import COMBINED_NAME, SourceSpec, load_source, load_sources, read_record
 from mtvision.data.stats import dataset_stats, plot_stats
 
 console = Console()

@@ -21,11 +21,10 @@ from mtvision.data.dataset import MultiTaskDataset
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import combined
 from mtvision.data.preview import preview
-from mtvision.data.record import TaskInfo
 from mtvision.data.synthetic import SyntheticDataset, synthetic_tasks
-from mtvision.data.synthetic_export import export_synthetic
+from mtvision.data.synthetic.combined_writer import export_synthetic
 from mtvision.data.transforms import build_transforms
-from mtvision.structures import Sample
+from mtvision.structures import Sample, TaskInfo
 
 console = Console()
 

@@ -2,9 +2,9 @@
 
 Targets are torchvision ``tv_tensors`` so that ``torchvision.transforms.v2`` moves every
 annotation together with the image. Dense float maps get their own tv_tensor classes
-(:class:`DepthMap`, :class:`NormalMap`) whose kernels are registered in
-:mod:`mtvision.dense_kernels`, because the stock kernels would either blend values across
-depth discontinuities or move normal *vectors* without turning them.
+(:class:`~mtvision.structures.dense_maps.DepthMap`, ``NormalMap``) defined with their
+kernels in :mod:`mtvision.structures.dense_maps`, because the stock kernels would either
+blend values across depth discontinuities or move normal *vectors* without turning them.
 
 Instance annotations are one :class:`Instances` record holding every per-instance field,
 so whatever drops an instance (a crop, a sanitiser) drops its box, mask, keypoints and
@@ -16,7 +16,7 @@ are normal, and nothing is ever zero-filled to look present.
 Coordinate conventions (used by every reader, renderer and head):
 
 * boxes are ``XYXY`` in pixels of the current image, pixel ``j`` spanning ``[j, j + 1)``
-  (:func:`mask_bounds` gives the box of a mask);
+  (:func:`~mtvision.structures.masks.mask_bounds` gives the box of a mask);
 * keypoints are ``[N, K, 2]`` pixel coordinates plus a ``[N, K]`` visibility in COCO's
   code (0 = not labelled, 1 = labelled but occluded, 2 = visible);
 * normals are unit vectors in the OpenCV camera frame: x right, y down, z forward
@@ -26,7 +26,7 @@ Coordinate conventions (used by every reader, renderer and head):
 Example:
     >>> import torch
     >>> from torchvision import tv_tensors
-    >>> s = Sample(tv_tensors.Image(torch.zeros(3, 4, 4)), {"depth": DepthMap(torch.ones(1, 4, 4))})
+    >>> s = Sample(tv_tensors.Image(torch.zeros(3, 4, 4)), {"scene": torch.tensor(1)})
     >>> s.size
     (4, 4)
 """
@@ -40,50 +40,8 @@ import torch
 from torch import Tensor
 from torch.utils import _pytree as pytree
 from torchvision import tv_tensors
-from torchvision.ops import masks_to_boxes
 
-__all__ = ["DepthMap", "NormalMap", "Instances", "Sample", "Batch", "mask_bounds"]
-
-
-class DepthMap(tv_tensors.TVTensor):
-    """Metric depth, shape ``[1, H, W]`` float; 0 marks invalid pixels.
-
-    Geometric transforms resample it with nearest neighbour (no blending across object
-    boundaries); colour transforms leave it untouched.
-    """
-
-    @classmethod
-    def _wrap(cls, tensor: Tensor) -> DepthMap:
-        return tensor.as_subclass(cls)
-
-    def __new__(cls, data: Any, *, dtype: torch.dtype | None = None, device: Any = None,
-                requires_grad: bool | None = None) -> DepthMap:
-        tensor = cls._to_tensor(data, dtype=dtype or torch.float32, device=device, requires_grad=requires_grad)
-        if tensor.ndim == 2:
-            tensor = tensor.unsqueeze(0)
-        if tensor.ndim != 3 or tensor.shape[0] != 1:
-            raise ValueError(f"DepthMap must have shape [1, H, W], got {tuple(tensor.shape)}")
-        return cls._wrap(tensor)
-
-
-class NormalMap(tv_tensors.TVTensor):
-    """Unit surface normals in the camera frame, shape ``[3, H, W]`` float.
-
-    Pixels without a normal (sky, invalid) hold the zero vector. Flips negate the flipped
-    component and in-plane rotations rotate the ``(x, y)`` components, so the vectors stay
-    consistent with the transformed image.
-    """
-
-    @classmethod
-    def _wrap(cls, tensor: Tensor) -> NormalMap:
-        return tensor.as_subclass(cls)
-
-    def __new__(cls, data: Any, *, dtype: torch.dtype | None = None, device: Any = None,
-                requires_grad: bool | None = None) -> NormalMap:
-        tensor = cls._to_tensor(data, dtype=dtype or torch.float32, device=device, requires_grad=requires_grad)
-        if tensor.ndim != 3 or tensor.shape[0] != 3:
-            raise ValueError(f"NormalMap must have shape [3, H, W], got {tuple(tensor.shape)}")
-        return cls._wrap(tensor)
+__all__ = ["Instances", "Sample", "Batch"]
 
 
 @dataclass
@@ -247,14 +205,3 @@ pytree.register_pytree_node(
     Instances, _flatten_instances, _unflatten_instances, serialized_type_name="mtvision.Instances"
 )
 pytree.register_pytree_node(Sample, _flatten_sample, _unflatten_sample, serialized_type_name="mtvision.Sample")
-
-
-def mask_bounds(masks: Tensor) -> Tensor:
-    """``[N, 4]`` float XYXY boxes tight around ``[N, H, W]`` non-empty masks, in the box
-    convention: the far edges are the last pixel index + 1, where torchvision's
-    ``masks_to_boxes`` gives the index itself."""
-    return masks_to_boxes(masks.bool()) + torch.tensor([0.0, 0.0, 1.0, 1.0], device=masks.device)
-
-
-# Registers the v2 kernels for DepthMap and NormalMap (must come after their definitions).
-from mtvision import dense_kernels as _dense_kernels  # noqa: E402,F401

@@ -1,5 +1,7 @@
-"""torchvision.transforms.v2 kernels for :class:`DepthMap` and :class:`NormalMap`.
+"""Dense float maps as tv_tensors, with the torchvision.transforms.v2 kernels that move them.
 
+:class:`DepthMap` and :class:`NormalMap` are defined here together with their kernels, so
+that whoever holds the class holds its behaviour under transforms (no import circle).
 Without registered kernels a custom tv_tensor silently passes through geometric transforms
 untouched (torchvision's ``allow_passthrough``), which would misalign depth and normals
 from the image. Here every geometric functional is registered:
@@ -16,20 +18,68 @@ Colour transforms are not registered on purpose: they pass the maps through, whi
 what they must do.
 
 Importing :mod:`mtvision.structures` imports this module, so the kernels are always there.
+
+Example:
+    >>> import torch
+    >>> from torchvision.transforms.v2 import functional as F
+    >>> F.horizontal_flip(NormalMap(torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]], [[0.0, -1.0]]])))[0].tolist() == [[0.0, -1.0]]
+    True
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
-from torchvision.transforms.v2.functional._geometry import _get_inverse_affine_matrix
 
-from mtvision.structures import DepthMap, NormalMap
-from mtvision.vectors import unit_vectors
+from mtvision.structures.vectors import unit_vectors
+
+__all__ = ["DepthMap", "NormalMap"]
+
+
+class DepthMap(tv_tensors.TVTensor):
+    """Metric depth, shape ``[1, H, W]`` float; 0 marks invalid pixels.
+
+    Geometric transforms resample it with nearest neighbour (no blending across object
+    boundaries); colour transforms leave it untouched.
+    """
+
+    @classmethod
+    def _wrap(cls, tensor: Tensor) -> DepthMap:
+        return tensor.as_subclass(cls)
+
+    def __new__(cls, data: Any, *, dtype: torch.dtype | None = None, device: Any = None,
+                requires_grad: bool | None = None) -> DepthMap:
+        tensor = cls._to_tensor(data, dtype=dtype or torch.float32, device=device, requires_grad=requires_grad)
+        if tensor.ndim == 2:
+            tensor = tensor.unsqueeze(0)
+        if tensor.ndim != 3 or tensor.shape[0] != 1:
+            raise ValueError(f"DepthMap must have shape [1, H, W], got {tuple(tensor.shape)}")
+        return cls._wrap(tensor)
+
+
+class NormalMap(tv_tensors.TVTensor):
+    """Unit surface normals in the camera frame, shape ``[3, H, W]`` float.
+
+    Pixels without a normal (sky, invalid) hold the zero vector. Flips negate the flipped
+    component and in-plane rotations rotate the ``(x, y)`` components, so the vectors stay
+    consistent with the transformed image.
+    """
+
+    @classmethod
+    def _wrap(cls, tensor: Tensor) -> NormalMap:
+        return tensor.as_subclass(cls)
+
+    def __new__(cls, data: Any, *, dtype: torch.dtype | None = None, device: Any = None,
+                requires_grad: bool | None = None) -> NormalMap:
+        tensor = cls._to_tensor(data, dtype=dtype or torch.float32, device=device, requires_grad=requires_grad)
+        if tensor.ndim != 3 or tensor.shape[0] != 3:
+            raise ValueError(f"NormalMap must have shape [3, H, W], got {tuple(tensor.shape)}")
+        return cls._wrap(tensor)
 
 _SPATIAL = (
     F.resize, F.crop, F.center_crop, F.resized_crop, F.pad, F.perspective, F.elastic,
@@ -52,9 +102,17 @@ def _turn_normals(normals: Tensor, linear: Tensor) -> Tensor:
 
 
 def _affine_linear(angle: float, scale: float, shear: list[float]) -> Tensor:
-    """The 2x2 forward matrix torchvision uses for an affine warp (pixel coordinates)."""
-    a, b, _, d, e, _ = _get_inverse_affine_matrix([0.0, 0.0], angle, [0.0, 0.0], scale, shear, inverted=False)
-    return torch.tensor([[a, b], [d, e]], dtype=torch.float64)
+    """The 2x2 forward matrix torchvision uses for an affine warp (pixel coordinates).
+
+    Written out because torchvision keeps it in a private helper: rotation-scale-shear as in
+    ``torchvision.transforms.v2.functional.affine``'s documentation (angles in degrees).
+    """
+    rot, sx, sy = math.radians(angle), math.radians(shear[0]), math.radians(shear[1])
+    a = math.cos(rot - sy) / math.cos(sy)
+    b = -math.cos(rot - sy) * math.tan(sx) / math.cos(sy) - math.sin(rot)
+    c = math.sin(rot - sy) / math.cos(sy)
+    d = -math.sin(rot - sy) * math.tan(sx) / math.cos(sy) + math.cos(rot)
+    return torch.tensor([[a, b], [c, d]], dtype=torch.float64) * scale
 
 
 def _register_spatial(cls: type) -> None:

@@ -1,4 +1,4 @@
-"""Where a run's train / validation records come from: the cached synthetic scenes or user files.
+"""The synthetic scenes of a run, rendered once per setting and cached on disk.
 
 The synthetic data is written once per distinct setting to ``<cache>/<hash>/{train,val}``
 (in the combined format) and read back like any user dataset, so the demo exercises the
@@ -9,7 +9,8 @@ while the other ranks wait.
 Example:
     >>> import tempfile
     >>> train, val = cached_synthetic(Path(tempfile.mkdtemp()), num_train=3, num_val=2, size=32, max_objects=2, seed=0)
-    >>> len(read_record(train).images), len(read_record(val).images)
+    >>> from mtvision.data.formats import combined
+    >>> len(combined.read(train).images), len(combined.read(val).images)
     (3, 2)
 """
 
@@ -18,16 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import shutil
-import warnings
-from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
-from mtvision.data.record import DatasetRecord
-from mtvision.data.sources import SourceLike, load_sources
-from mtvision.data.synthetic_export import export_synthetic
+from mtvision.data.synthetic.combined_writer import export_synthetic
 from mtvision.engine.distributed import DistInfo, barrier
 
 CACHE_VERSION = 1  # bump when the renderer changes, so stale caches are not reused
@@ -61,33 +56,3 @@ def _render(folder: Path, settings: dict[str, int]) -> None:
         os.replace(temp, folder)
     except OSError:  # another process finished first: keep theirs
         shutil.rmtree(temp, ignore_errors=True)
-
-
-def read_record(source: SourceLike | Sequence[SourceLike]) -> DatasetRecord:
-    """A dataset in any supported format, or several merged by image (a config's list of sources).
-
-    Merge conflicts (an image with two sizes, a task labelled twice, unknown classes) are
-    reported as warnings; the conflicting labels are left out, never guessed.
-    """
-    specs = list(source) if isinstance(source, (list, tuple)) else [source]
-    result = load_sources(specs)
-    if result.conflicts:
-        shown = "\n  ".join(str(c) for c in result.conflicts[:10])
-        more = f"\n  ... and {len(result.conflicts) - 10} more" if len(result.conflicts) > 10 else ""
-        warnings.warn(f"{len(result.conflicts)} merge conflict(s), those labels are left out:\n  {shown}{more}",
-                      stacklevel=2)
-    return result.record
-
-
-def split_record(record: DatasetRecord, val_fraction: float, seed: int) -> tuple[DatasetRecord, DatasetRecord]:
-    """A seeded random hold-out: ``(train, val)`` with at least one image in each."""
-    if len(record.images) < 2:
-        raise ValueError(f"{record.root}: {len(record.images)} image(s); a validation split needs at least 2")
-    order = list(range(len(record.images)))
-    random.Random(seed).shuffle(order)
-    count = min(len(order) - 1, max(1, round(val_fraction * len(order))))
-    return _subset(record, order[count:]), _subset(record, order[:count])
-
-
-def _subset(record: DatasetRecord, indices: list[int]) -> DatasetRecord:
-    return replace(record, images=[record.images[i] for i in sorted(indices)])

@@ -10,7 +10,7 @@ Surface ids (``Frame.segment``): 0 nothing hit, 1 floor, 2... walls in ``spec.wa
 order, then the objects in ``spec.objects`` order from :func:`first_object_id`.
 
 Example:
-    >>> from mtvision.data.synthetic_scene import sample_scene
+    >>> from mtvision.data.synthetic.scene import sample_scene
     >>> frame = cast(sample_scene(0), (32, 48))
     >>> frame.depth.shape, shade(sample_scene(0), frame).shape
     ((32, 48), (3, 32, 48))
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtvision.data.synthetic_geometry import intersect_object, intersect_plane, object_normals, to_local
-from mtvision.data.synthetic_scene import Camera, Light, Plane, SceneObject, SceneSpec, cross
+from mtvision.data.synthetic.geometry import intersect_object, intersect_plane, object_normals, to_local
+from mtvision.data.synthetic.scene import Camera, Light, Plane, SceneObject, SceneSpec, cross
 
 __all__ = ["Frame", "cast", "shade", "first_object_id", "surfaces", "camera_rays", "screen_window"]
 

@@ -33,9 +33,9 @@ import math
 
 import numpy as np
 
-from mtvision.data.synthetic_geometry import intersect_object, intersect_plane
-from mtvision.data.synthetic_render import first_object_id
-from mtvision.data.synthetic_scene import SHAPES, Camera, SceneObject, SceneSpec
+from mtvision.data.synthetic.geometry import intersect_object, intersect_plane
+from mtvision.data.synthetic.render import first_object_id
+from mtvision.data.synthetic.scene import SHAPES, Camera, SceneObject, SceneSpec
 
 __all__ = ["KEYPOINT_NAMES", "SKELETON", "FLIP_IDX", "SEMANTIC_CLASSES", "MIN_PIXELS",
            "semantic_map", "edge_map", "instance_masks", "keypoints", "keypoints_3d"]

@@ -36,11 +36,10 @@ from PIL import Image as PILImage
 from torch import Tensor
 
 from mtvision.data.formats import combined
-from mtvision.data.formats._common import mask_to_rle
-from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, ImageTarget, TaskInfo
-from mtvision.data.synthetic import SyntheticDataset, synthetic_tasks
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, ImageTarget
+from mtvision.data.synthetic.scenes import SyntheticDataset, synthetic_tasks
 from mtvision.draw import palette
-from mtvision.structures import Instances, Sample
+from mtvision.structures import Instances, Sample, TaskInfo, mask_to_rle
 
 __all__ = ["export_synthetic", "write_samples", "DEPTH_SCALE"]
 

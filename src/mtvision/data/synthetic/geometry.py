@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from mtvision.data.synthetic_scene import Plane, SceneObject
+from mtvision.data.synthetic.scene import Plane, SceneObject
 
 __all__ = ["intersect_plane", "intersect_object", "to_local", "object_normals"]
 

@@ -46,13 +46,30 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from mtvision.data.record import TaskInfo
-from mtvision.data.synthetic_render import cast, shade
-from mtvision.data.synthetic_scene import (LIGHTING_CLASSES, SHAPES, Camera, Light, Plane, SceneObject, SceneSpec,
-                                           lighting_label, sample_scene)
-from mtvision.data.synthetic_targets import (FLIP_IDX, KEYPOINT_NAMES, MIN_PIXELS, SEMANTIC_CLASSES, SKELETON,
-                                             edge_map, instance_masks, keypoints, semantic_map)
-from mtvision.structures import DepthMap, Instances, NormalMap, Sample, mask_bounds
+from mtvision.data.synthetic.render import cast, shade
+from mtvision.data.synthetic.scene import (
+    LIGHTING_CLASSES,
+    SHAPES,
+    Camera,
+    Light,
+    Plane,
+    SceneObject,
+    SceneSpec,
+    lighting_label,
+    sample_scene,
+)
+from mtvision.data.synthetic.targets import (
+    FLIP_IDX,
+    KEYPOINT_NAMES,
+    MIN_PIXELS,
+    SEMANTIC_CLASSES,
+    SKELETON,
+    edge_map,
+    instance_masks,
+    keypoints,
+    semantic_map,
+)
+from mtvision.structures import DepthMap, Instances, NormalMap, Sample, TaskInfo, mask_bounds
 
 __all__ = ["SHAPES", "SEMANTIC_CLASSES", "LIGHTING_CLASSES", "KEYPOINT_NAMES", "SKELETON", "FLIP_IDX", "MIN_PIXELS",
            "Camera", "Light", "Plane", "SceneObject", "SceneSpec", "sample_scene", "synthetic_tasks",
