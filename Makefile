@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --doctest-modules tests src/mtvision
 
 demo: $(STAMP)
-	$(BIN)/mtvision train
+	$(BIN)/mtvision train configs/demo.yaml
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/synthetic_speed.py

@@ -47,7 +47,10 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     assert load_config(path) == cfg
 
 
-def test_demo_yaml_is_the_default_and_examples_load() -> None:
-    assert load_config(CONFIGS / "demo.yaml") == Config()
+def test_demo_yaml_is_the_default_but_the_best_metric_and_examples_load() -> None:
+    demo = load_config(CONFIGS / "demo.yaml")
+    assert demo.train.best_metric == "val/semseg/miou" and Config().train.best_metric is None
+    demo.train.best_metric = None
+    assert demo == Config()
     for path in CONFIGS.glob("*.yaml"):
         load_config(path)

@@ -136,7 +136,9 @@ class TrainConfig(_Section):
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto = bf16 (or fp16) on CUDA, off on CPU
     grad_clip: Union[float, None] = Field(10.0, gt=0)  # max global gradient norm; None = no clipping
     patience: Union[int, None] = Field(None, ge=1)  # early stop after this many evaluations without a new best
-    best_metric: Union[str, None] = "val/semseg/miou"  # metric selecting best.pt; None = first task's primary metric
+    # Metric selecting best.pt, "val/<task>/<metric>". None = the first configured task's primary
+    # metric: a default cannot know which task matters most to you, so name it (the demo does).
+    best_metric: Union[str, None] = None
     best_mode: Literal["auto", "max", "min"] = "auto"  # auto = the metric's own direction
     max_nonfinite: int = Field(5, ge=1)  # stop after this many consecutive steps with a NaN/inf loss
     eval_every: int = Field(1, ge=1)  # validate every N epochs (and always after the last)

@@ -13,7 +13,7 @@ from mtvision.config import ConfigError, load_config
 from mtvision.data.dataset import collate
 from mtvision.engine.loggers import read_results
 from mtvision.engine.step import train_step
-from mtvision.engine.trainer import Trainer, TrainSettings
+from mtvision.engine.trainer import BalancingSettings, Trainer, TrainSettings
 
 
 @pytest.mark.parametrize(("method", "gradients", "every"), [("pcgrad", "parameters", 1),
@@ -21,8 +21,8 @@ from mtvision.engine.trainer import Trainer, TrainSettings
 def test_gradient_method_logs_weights_norms_cosines_and_plots(records, make_model, make_dataset, tmp_path: Path,
                                                               method: str, gradients: str, every: int) -> None:
     model = make_model(records[0])
-    settings = TrainSettings(epochs=1, batch_size=4, predict_images=0, balancing_gradients=gradients,  # type: ignore[arg-type]
-                             balancing_every=every)
+    settings = TrainSettings(epochs=1, batch_size=4, predict_images=0,
+                             balancing=BalancingSettings(gradients=gradients, every=every))  # type: ignore[arg-type]
     Trainer(model, make_dataset(records[0], True), make_dataset(records[1], False), settings, tmp_path,
             method=create(method, num_tasks=len(model.tasks))).fit()
     row = read_results(tmp_path / "results.csv")[-1]

@@ -10,7 +10,7 @@ import torch
 
 from mtvision.balancing import create
 from mtvision.engine.loggers import read_results
-from mtvision.engine.trainer import Trainer, TrainSettings
+from mtvision.engine.trainer import BalancingSettings, Trainer, TrainSettings
 
 SETTINGS = TrainSettings(epochs=3, batch_size=4, lr=3e-3, warmup_epochs=1, predict_images=0, seed=7)
 # 3 steps per epoch: with every=4 the resumed run's first step reuses the checkpoint's weights.
@@ -20,7 +20,7 @@ METHODS = [("ew", 1), ("dwa", 1), ("famo", 1), ("upgrad", 4)]
 def _trainer(records, make_model, make_dataset, run_dir: Path, model_seed: int, method: tuple[str, int]) -> Trainer:
     train_record, val_record = records
     model = make_model(train_record, seed=model_seed)
-    settings = TrainSettings(**{**vars(SETTINGS), "balancing_every": method[1]})
+    settings = TrainSettings(**{**vars(SETTINGS), "balancing": BalancingSettings(every=method[1])})
     return Trainer(model, make_dataset(train_record, train=True), make_dataset(val_record, train=False), settings,
                    run_dir, method=create(method[0], num_tasks=len(model.tasks)))
 

@@ -82,7 +82,9 @@ def _augmentation(preset: str, first: Sample, infos: dict[str, TaskInfo]) -> Cal
     """The training pipeline of ``preset`` at the first image's size (keypoint flips from the tasks)."""
     flip_idx = {name: info.flip_idx for name, info in infos.items() if info.flip_idx}
     try:
-        return build_transforms(preset, first.size, flip_idx=flip_idx, train=True)  # type: ignore[arg-type]
+        void = {name: info.ignore_index for name, info in infos.items()}
+        return build_transforms(preset, first.size, flip_idx=flip_idx, train=True,  # type: ignore[arg-type]
+                                ignore_index=void)
     except ValueError as err:
         _fail(str(err))
 

@@ -1,12 +1,12 @@
 """``mtvision train | val | predict``: where the config becomes datasets, a model and a trainer.
 
-``mtvision train`` with no argument is the demo: it renders (once, cached) the synthetic
+``mtvision train configs/demo.yaml`` is the demo (`make demo`): it renders (once, cached) the synthetic
 scenes and trains every dense and image-level task on them jointly, then prints each
 task's validation metrics next to trivial baselines.
 
 Example (shell)::
 
-    mtvision train                                   # the demo (configs/demo.yaml = the defaults)
+    mtvision train configs/demo.yaml                # the demo (the defaults + a best metric)
     mtvision train configs/example_coco.yaml train.epochs=50 model.backbone=resnet50
     mtvision train --resume runs/demo/weights/last.pt
     torchrun --nproc_per_node 4 $(which mtvision) train my.yaml   # DDP: one process per GPU
@@ -40,9 +40,10 @@ from mtvision.engine.evaluate import evaluate
 from mtvision.engine.optim import resolve_amp
 from mtvision.engine.predict import find_images, predict_files
 from mtvision.engine.synthetic_cache import cached_synthetic
-from mtvision.engine.trainer import Trainer, TrainSettings
+from mtvision.engine.trainer import BalancingSettings, Trainer, TrainSettings
 from mtvision.models import MultiTaskModel, TaskSpec, build_model
 from mtvision.structures import TaskInfo
+from mtvision.tasks import task_type
 
 console = Console()
 
@@ -75,6 +76,8 @@ def _trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional
              ) -> tuple[Trainer, MultiTaskDataset]:
     """Data, model and trainer of ``cfg`` (resumed from ``resume`` when given); also the val set."""
     ckpt.seed_everything(cfg.run.seed)
+    for task in cfg.tasks.values():  # imports a user's task module, which may declare the kind its data needs
+        task_type(task.type)
     train_record, val_record = _records(cfg, info)
     infos = _task_infos(cfg, train_record)
     model = _model(cfg, infos)
@@ -177,7 +180,8 @@ def _model(cfg: Config, infos: dict[str, TaskInfo]) -> MultiTaskModel:
 
 def _dataset(cfg: Config, record: DatasetRecord, infos: dict[str, TaskInfo], train: bool) -> MultiTaskDataset:
     flip_idx = {name: info.flip_idx for name, info in infos.items() if info.keypoint_names}
-    transform = build_transforms(cfg.data.augment, _image_size(cfg), flip_idx, train=train)
+    void = {name: info.ignore_index for name, info in infos.items()}
+    transform = build_transforms(cfg.data.augment, _image_size(cfg), flip_idx, train=train, ignore_index=void)
     return MultiTaskDataset(record, tasks=list(infos), transform=transform, skip_corrupt=cfg.data.skip_corrupt)
 
 
@@ -221,8 +225,7 @@ def _settings(cfg: Config) -> TrainSettings:
         grad_clip=t.grad_clip, patience=t.patience, best_metric=t.best_metric, best_mode=t.best_mode,
         max_nonfinite=t.max_nonfinite, eval_every=t.eval_every, predict_images=t.predict_images,
         predict_every_epoch=t.predict_every_epoch, seed=cfg.run.seed, tensorboard=cfg.logging.tensorboard,
-        balancing_gradients=cfg.balancing.gradients, balancing_every=cfg.balancing.every,
-        balancing_diagnostics=cfg.balancing.diagnostics)
+        balancing=BalancingSettings(**cfg.balancing.model_dump(include={"gradients", "every", "diagnostics"})))
 
 
 def _new_run_dir(wanted: Path) -> Path:

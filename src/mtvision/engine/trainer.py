@@ -45,6 +45,16 @@ from mtvision.engine.step import NonFiniteLossError, StepParts, train_step
 
 
 @dataclass
+class BalancingSettings:
+    """The ``balancing.*`` keys the loop needs, under their config names (the method itself
+    is built by the CLI from ``balancing.method`` / ``options``)."""
+
+    gradients: Literal["auto", "parameters", "representation"] = "auto"
+    every: int = 1
+    diagnostics: bool = True
+
+
+@dataclass
 class TrainSettings:
     """How to train; every field mirrors a ``train.*`` / ``data.*`` config key."""
 
@@ -66,9 +76,7 @@ class TrainSettings:
     predict_every_epoch: bool = False
     seed: int = 0
     tensorboard: bool = False
-    balancing_gradients: Literal["auto", "parameters", "representation"] = "auto"  # balancing.gradients
-    balancing_every: int = 1  # balancing.every
-    balancing_diagnostics: bool = True  # balancing.diagnostics
+    balancing: BalancingSettings = field(default_factory=BalancingSettings)
 
 
 @dataclass
@@ -119,11 +127,13 @@ class Trainer:
         steps = len(self.train_loader)
         scheduler = build_scheduler(optimizer, round(settings.warmup_epochs * steps), settings.epochs * steps,
                                     settings.schedule)
-        gradients = None if settings.balancing_gradients == "auto" else settings.balancing_gradients
-        monitor = BalanceMonitor(list(self.tasks)) if settings.balancing_diagnostics else None
-        self.parts = StepParts(optimizer, scheduler, torch.amp.GradScaler(self.device.type, enabled=use_scaler),
-                               self.method, task_parameters(unwrap(self.model)), self.amp_dtype, settings.grad_clip,
-                               gradients, settings.balancing_every, monitor)
+        balancing = settings.balancing
+        self.parts = StepParts(
+            optimizer=optimizer, scheduler=scheduler,
+            scaler=torch.amp.GradScaler(self.device.type, enabled=use_scaler), method=self.method,
+            params=task_parameters(unwrap(self.model)), amp_dtype=self.amp_dtype, grad_clip=settings.grad_clip,
+            gradients=None if balancing.gradients == "auto" else balancing.gradients, every=balancing.every,
+            monitor=BalanceMonitor(list(self.tasks)) if balancing.diagnostics else None)
         self.best_metric, self.higher = self._best_metric()
         self.state = _State()
         self.loggers: list[Any] = []

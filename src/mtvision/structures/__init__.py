@@ -22,7 +22,7 @@ from mtvision.structures.frame import (
                                        letterbox_geometry,
                                        resize_nearest,
 )
-from mtvision.structures.labels import TargetKind, TaskInfo
+from mtvision.structures.labels import VOID, TargetKind, TaskInfo
 from mtvision.structures.masks import (
                                        Polygons,
                                        Rle,
@@ -40,4 +40,4 @@ from mtvision.structures.vectors import unit_vectors, vector_length
 __all__ = ["Batch", "DepthMap", "ImageFrame", "Instances", "LetterboxGeometry", "NormalMap", "Polygons", "Rle",
            "Sample", "TargetKind", "TaskInfo", "check_rle", "decode_mask", "fit_size", "letterbox_frame",
            "letterbox_geometry", "mask_bounds", "mask_to_rle", "resize_nearest", "rle_box", "segmentation_area",
-           "to_coco_rle", "unit_vectors", "vector_length"]
+           "to_coco_rle", "unit_vectors", "vector_length", "VOID"]

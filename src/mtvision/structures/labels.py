@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["TargetKind", "TaskInfo"]
+__all__ = ["VOID", "TargetKind", "TaskInfo"]
 
+VOID = 255  # the void label of semantic masks unless a label space says otherwise (VOC, Cityscapes use it)
 TargetKind = str  # a name in mtvision.tasks.TARGET_KINDS: "instances", "label", "semantic", "depth", ...
 
 
@@ -34,4 +35,4 @@ class TaskInfo:
     skeleton: list[tuple[int, int]] = field(default_factory=list)  # 0-based index pairs
     flip_idx: list[int] = field(default_factory=list)  # keypoint index after a horizontal flip
     keypoint_sigmas: list[float] = field(default_factory=list)  # OKS sigmas; empty = default
-    ignore_index: int = 255  # semantic: value meaning "void"
+    ignore_index: int = VOID  # semantic: value meaning "void"; padding and rotation fill with it

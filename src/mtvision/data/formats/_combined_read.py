@@ -11,17 +11,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import PARSE_ERRORS, describe, safe_relpath
+from mtvision.data.errors import PARSE_ERRORS, FormatError, describe
+from mtvision.data.formats._files import safe_relpath
 from mtvision.data.formats.coco_categories import CocoTaskInfo
-from mtvision.data.record import (
-    Annotation,
-    DatasetRecord,
-    DenseRef,
-    ImageRecord,
-    Keypoints,
-    keypoint_triplets,
-)
+from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, Keypoints, keypoint_triplets
 from mtvision.structures import TaskInfo, check_rle
 from mtvision.tasks.kinds import TARGET_KINDS, dense_kinds
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import box_from_points, flip_idx_from_names
+from mtvision.data.formats._annotations import box_from_points, flip_idx_from_names
 from mtvision.data.record import Annotation, DatasetRecord
 from mtvision.structures import Polygons, Rle, TaskInfo, decode_mask, mask_to_rle, rle_box
 

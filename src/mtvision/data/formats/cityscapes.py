@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import image_size, load_png
+from mtvision.data.formats._files import image_size, load_png
 from mtvision.data.formats._shapes import mask_region
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord
 from mtvision.structures import TaskInfo

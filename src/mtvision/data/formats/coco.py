@@ -47,17 +47,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mtvision.data.errors import FormatError
+from mtvision.data.errors import PARSE_ERRORS, FormatError, describe
 from mtvision.data.formats import coco_panoptic
-from mtvision.data.formats._common import (
-    CROWD,
-    PARSE_ERRORS,
-    box_from_points,
-    describe,
-    gc_paused,
-    load_json,
-    safe_relpath,
-)
+from mtvision.data.formats._annotations import CROWD, box_from_points
+from mtvision.data.formats._files import gc_paused, load_json, safe_relpath
 from mtvision.data.formats.coco_categories import CocoTaskInfo, parse_categories
 from mtvision.data.formats.coco_write import write
 from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, Keypoints, keypoint_triplets

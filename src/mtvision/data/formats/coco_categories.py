@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import flip_idx_from_names, require
+from mtvision.data.errors import FormatError, require
+from mtvision.data.formats._annotations import flip_idx_from_names
 from mtvision.structures import TaskInfo
 
 __all__ = ["CocoTaskInfo", "parse_categories"]

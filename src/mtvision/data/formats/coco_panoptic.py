@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import CROWD, PARSE_ERRORS, describe, load_png, safe_join
+from mtvision.data.errors import PARSE_ERRORS, FormatError, describe
+from mtvision.data.formats._annotations import CROWD
+from mtvision.data.formats._files import load_png, safe_join
 from mtvision.data.formats.coco_categories import CocoTaskInfo
 from mtvision.data.record import Annotation, ImageRecord
 from mtvision.structures import mask_to_rle, rle_box

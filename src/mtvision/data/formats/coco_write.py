@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mtvision.data.formats._common import instance_task
+from mtvision.data.formats._annotations import instance_task
 from mtvision.data.formats.coco_categories import CocoTaskInfo
 from mtvision.data.record import Annotation, DatasetRecord, ImageRecord
 from mtvision.structures import TaskInfo, segmentation_area

@@ -61,7 +61,7 @@ from typing import Any
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._combined_read import Reader
-from mtvision.data.formats._common import load_json
+from mtvision.data.formats._files import load_json
 from mtvision.data.formats.coco_write import keypoint_and_attribute_fields
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, resolve
 from mtvision.structures import TaskInfo, check_rle, segmentation_area

@@ -40,8 +40,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import PARSE_ERRORS, describe, safe_relpath
+from mtvision.data.errors import PARSE_ERRORS, FormatError, describe
+from mtvision.data.formats._files import safe_relpath
 from mtvision.data.formats._shapes import (
     Box,
     Draft,

@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import image_size, load_png, read_text, safe_relpath
+from mtvision.data.formats._files import image_size, load_png, read_text, safe_relpath
 from mtvision.data.formats._shapes import finish_labels
 from mtvision.data.record import DatasetRecord, DenseRef, ImageRecord
 from mtvision.structures import TaskInfo

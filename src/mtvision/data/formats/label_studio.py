@@ -43,8 +43,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import PARSE_ERRORS, describe, image_size, load_json, safe_join
+from mtvision.data.errors import PARSE_ERRORS, FormatError, describe
+from mtvision.data.formats._files import image_size, load_json, safe_join
 from mtvision.data.formats._shapes import (
     Draft,
     bounds,

@@ -46,16 +46,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import (
-    PARSE_ERRORS,
-    describe,
-    image_size,
-    load_json,
-    read_text,
-    require,
-    safe_relpath,
-)
+from mtvision.data.errors import PARSE_ERRORS, FormatError, describe, require
+from mtvision.data.formats._files import image_size, load_json, read_text, safe_relpath
 from mtvision.data.formats._shapes import (
     Draft,
     bounds,

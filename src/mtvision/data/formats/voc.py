@@ -43,7 +43,7 @@ import numpy as np
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import voc_xml
-from mtvision.data.formats._common import IMAGE_SUFFIXES, image_size, read_text, safe_relpath
+from mtvision.data.formats._files import IMAGE_SUFFIXES, image_size, read_text, safe_relpath
 from mtvision.data.formats.voc_masks import colormap, index_png, instance_masks, png_header
 from mtvision.data.formats.voc_write import write
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord

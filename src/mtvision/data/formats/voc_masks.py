@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import PIL_ERRORS, load_png
+from mtvision.data.formats._files import PIL_ERRORS, load_png
 from mtvision.structures import Rle, mask_to_rle
 
 __all__ = ["colormap", "index_png", "instance_masks", "png_header", "save_palette_png"]

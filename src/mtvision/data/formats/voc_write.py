@@ -32,7 +32,7 @@ import numpy as np
 
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import voc_xml
-from mtvision.data.formats._common import load_png
+from mtvision.data.formats._files import load_png
 from mtvision.data.formats.voc_masks import colormap, save_palette_png
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, resolve
 from mtvision.structures import TaskInfo, decode_mask

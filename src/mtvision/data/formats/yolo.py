@@ -45,16 +45,9 @@ from typing import Any
 
 import yaml
 
-from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import (
-    IMAGE_SUFFIXES,
-    PARSE_ERRORS,
-    box_from_points,
-    describe,
-    image_size,
-    read_text,
-    safe_relpath,
-)
+from mtvision.data.errors import PARSE_ERRORS, FormatError, describe
+from mtvision.data.formats._annotations import box_from_points
+from mtvision.data.formats._files import IMAGE_SUFFIXES, image_size, read_text, safe_relpath
 from mtvision.data.formats.yolo_write import write
 from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, Keypoints
 from mtvision.structures import TaskInfo

@@ -41,7 +41,7 @@ from typing import Literal
 import yaml
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats._common import instance_task
+from mtvision.data.formats._annotations import instance_task
 from mtvision.data.formats._outlines import mask_outlines
 from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, keypoint_triplets
 from mtvision.structures import TaskInfo, decode_mask

@@ -21,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -30,7 +30,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform, query_size
 from torchvision.transforms.v2 import functional as F
 
-from mtvision.structures import LetterboxGeometry, Sample, fit_size, letterbox_geometry
+from mtvision.structures import VOID, LetterboxGeometry, Sample, fit_size, letterbox_geometry
 
 __all__ = ["Letterbox", "RandomFitScale", "SemanticVoidFill"]
 
@@ -87,16 +87,17 @@ class SemanticVoidFill(nn.Module):
     afterwards 0 maps back to ``ignore_index`` and the labels back to their dtype.
     """
 
-    def __init__(self, transform: Callable[[Sample], Sample], ignore_index: int = 255) -> None:
+    def __init__(self, transform: Callable[[Sample], Sample], ignore_index: Mapping[str, int] | None = None) -> None:
         super().__init__()
         self.inner = transform
-        self.ignore_index = ignore_index
+        self.ignore_index = dict(ignore_index or {})  # per task; the label space's default otherwise
 
     def forward(self, sample: Sample) -> Sample:
         semantic = {task: t for task, t in sample.targets.items() if _is_semantic(t)}
-        shifted = {task: tv_tensors.Mask(_shift(t, self.ignore_index)) for task, t in semantic.items()}
+        void = {task: self.ignore_index.get(task, VOID) for task in semantic}
+        shifted = {task: tv_tensors.Mask(_shift(t, void[task])) for task, t in semantic.items()}
         out = self.inner(sample.with_targets(**shifted))
-        restored = {task: tv_tensors.Mask(_unshift(out.targets[task], self.ignore_index, t.dtype))
+        restored = {task: tv_tensors.Mask(_unshift(out.targets[task], void[task], t.dtype))
                     for task, t in semantic.items()}
         return out.with_targets(**restored)
 

@@ -74,7 +74,7 @@ _STRENGTH: dict[str, _Strength] = {
 
 def build_transforms(preset: Preset, size: tuple[int, int], flip_idx: Mapping[str, Sequence[int]] | None = None,
                      train: bool = True, keep_aspect: bool = True,
-                     ignore_index: int = 255) -> Callable[[Sample], Sample]:
+                     ignore_index: Mapping[str, int] | None = None) -> Callable[[Sample], Sample]:
     """The augmentation pipeline of ``preset``, producing images of ``size`` (h, w).
 
     Args:
@@ -84,7 +84,8 @@ def build_transforms(preset: Preset, size: tuple[int, int], flip_idx: Mapping[st
             for every task with keypoints unless the preset is ``"none"``.
         train: ``False`` for validation / prediction: no augmentation, no instance dropped.
         keep_aspect: letterbox (fit + pad) rather than stretch to ``size``.
-        ignore_index: value of the pixels that padding / rotation adds to semantic masks.
+        ignore_index: per task, the void value (its ``TaskInfo.ignore_index``) that padding and
+            rotation write into semantic masks; a task not listed gets the label-space default.
     """
     if preset not in get_args(Preset):
         raise ValueError(f"unknown augmentation preset {preset!r}; choose one of {', '.join(get_args(Preset))}")
