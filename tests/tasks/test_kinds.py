@@ -23,7 +23,7 @@ def test_dense_kinds_are_the_map_kinds() -> None:
 
 
 def test_declaring_a_kind_or_a_task_type_twice_is_an_error() -> None:
-    with pytest.raises(ValueError, match="target kind 'depth' is declared twice"):
+    with pytest.raises(ValueError, match="target kind 'depth' is registered twice"):
         target_kind("depth", dense=True, decode=lambda *args: None)
     with pytest.raises(ValueError, match="task type 'depth' is registered twice"):
         register("depth")(type("Other", (Task,), {}))

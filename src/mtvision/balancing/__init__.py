@@ -2,8 +2,9 @@
 
 A method sees tensors, never the model. Loss methods (``kind == "loss"``) map per-task
 losses to weights; gradient methods (``kind == "gradient"``) map the per-task gradient
-matrix ``G[T, D]`` to one update direction. The registry below is a plain dict filled by
-the explicit imports of this file, so it is complete as soon as the package is imported.
+matrix ``G[T, D]`` to one update direction. The registry is a plain dict filled by each
+method's ``@register`` when the explicit imports of this file run, so it is complete as soon
+as the package is imported.
 See :mod:`mtvision.balancing.base` for the contract (scale, partial labels, state).
 
 Example:
@@ -22,57 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mtvision.balancing.aligned_mtl import AlignedMTL
-from mtvision.balancing.base import Balancer, GradientBalancer, GramianBalancer, LossBalancer
-from mtvision.balancing.cagrad import CAGrad
-from mtvision.balancing.config_grad import ConFIG
-from mtvision.balancing.db_mtl import DBMTL
-from mtvision.balancing.dualproj import DualProj
-from mtvision.balancing.dwa import DynamicWeightAverage
-from mtvision.balancing.ew import EqualWeighting
-from mtvision.balancing.fairgrad import FairGrad
-from mtvision.balancing.famo import FAMO
-from mtvision.balancing.fixed import FixedWeighting
-from mtvision.balancing.gls import GeometricLoss
-from mtvision.balancing.graddrop import GradDrop
-from mtvision.balancing.gradnorm import GradNorm
-from mtvision.balancing.gradvac import GradVac
-from mtvision.balancing.imtl_g import IMTLG
-from mtvision.balancing.mgda import MGDA, MGDAUB
-from mtvision.balancing.nash_mtl import NashMTL
-from mtvision.balancing.pcgrad import PCGrad
-from mtvision.balancing.rlw import RandomLossWeighting
-from mtvision.balancing.si import ScaleInvariant
-from mtvision.balancing.upgrad import UPGrad
-from mtvision.balancing.uw import UncertaintyWeighting
-
-METHODS: dict[str, type[Balancer]] = {
-    # loss weighting
-    "ew": EqualWeighting,
-    "fixed": FixedWeighting,
-    "uw": UncertaintyWeighting,
-    "dwa": DynamicWeightAverage,
-    "rlw": RandomLossWeighting,
-    "gls": GeometricLoss,
-    "si": ScaleInvariant,
-    "famo": FAMO,
-    # gradient balancing
-    "gradnorm": GradNorm,
-    "mgda": MGDA,
-    "mgda_ub": MGDAUB,
-    "pcgrad": PCGrad,
-    "gradvac": GradVac,
-    "graddrop": GradDrop,
-    "cagrad": CAGrad,
-    "imtl_g": IMTLG,
-    "nash_mtl": NashMTL,
-    "aligned_mtl": AlignedMTL,
-    "upgrad": UPGrad,
-    "dualproj": DualProj,
-    "config": ConFIG,
-    "db_mtl": DBMTL,
-    "fairgrad": FairGrad,
-}
+from mtvision.balancing.base import METHODS, Balancer, GradientBalancer, GramianBalancer, LossBalancer
+# Each method's module registers it in METHODS (@register): importing them all fills the registry.
+from mtvision.balancing import (  # noqa: F401
+    aligned_mtl, cagrad, config_grad, db_mtl, dualproj, dwa, ew, fairgrad, famo, fixed, gls, graddrop, gradnorm,
+    gradvac, imtl_g, mgda, nash_mtl, pcgrad, rlw, si, upgrad, uw,
+)
 
 
 def available() -> list[str]:

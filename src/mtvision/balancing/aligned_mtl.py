@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from mtvision.balancing._solvers import RANK_RTOL, Array
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 
+@register("aligned_mtl")
 class AlignedMTL(GramianBalancer):
     """Sum of the task gradients after equalising the singular values of ``G``."""
 

@@ -52,8 +52,12 @@ import torch
 from torch import Tensor, nn
 
 from mtvision.balancing._solvers import Array, to_numpy
+from mtvision.structures.registry import registrar
 
 TaskIndex = Tensor | Sequence[int] | None
+
+METHODS: dict[str, type[Balancer]] = {}  # name -> method class, filled by @register in each method's module
+register = registrar(METHODS, "balancing method")  # class decorator @register("pcgrad"); a taken name is an error
 
 
 def compute_dtype(tensor: Tensor) -> torch.dtype:

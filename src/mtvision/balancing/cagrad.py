@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from mtvision.balancing._solvers import TINY, Array, minimize_on_simplex, normalized
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 
+@register("cagrad")
 class CAGrad(GramianBalancer):
     """Best worst-task improvement within a ball around the average gradient."""
 

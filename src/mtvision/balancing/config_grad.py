@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from mtvision.balancing._solvers import RANK_RTOL, TINY, Array, unit_gramian
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 
+@register("config")
 class ConFIG(GramianBalancer):
     """Equal-cosine direction scaled by the summed projections."""
 

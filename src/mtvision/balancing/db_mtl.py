@@ -27,9 +27,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from mtvision.balancing.base import GradientBalancer
+from mtvision.balancing.base import GradientBalancer, register
 
 
+@register("db_mtl")
 class DBMTL(GradientBalancer):
     """Equal-magnitude sum of EMA'd log-loss gradients."""
 

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from mtvision.balancing._solvers import Array, dual_cone_weights
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 
+@register("dualproj")
 class DualProj(GramianBalancer):
     """Projection of the summed gradient onto the dual cone."""
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mtvision.balancing.base import LossBalancer
+from mtvision.balancing.base import LossBalancer, register
 
 
+@register("dwa")
 class DynamicWeightAverage(LossBalancer):
     """Softmax of the per-task loss ratios of the last two epochs, scaled to sum to ``k``."""
 

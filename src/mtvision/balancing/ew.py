@@ -17,9 +17,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mtvision.balancing.base import LossBalancer
+from mtvision.balancing.base import LossBalancer, register
 
 
+@register("ew")
 class EqualWeighting(LossBalancer):
     """``w_t = 1``."""
 

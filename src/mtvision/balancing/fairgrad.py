@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from mtvision.balancing._solvers import TINY, Array, alpha_fair_weights, to_numpy
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 
+@register("fairgrad")
 class FairGrad(GramianBalancer):
     """α-fair combination of the task gradients."""
 

@@ -28,9 +28,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mtvision.balancing.base import LossBalancer, TaskIndex
+from mtvision.balancing.base import LossBalancer, TaskIndex, register
 
 
+@register("famo")
 class FAMO(LossBalancer):
     """Softmax task logits trained online from the loss decrease each step produces."""
 

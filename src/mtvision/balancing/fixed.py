@@ -17,9 +17,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from mtvision.balancing.base import LossBalancer
+from mtvision.balancing.base import LossBalancer, register
 
 
+@register("fixed")
 class FixedWeighting(LossBalancer):
     """``w_t`` given per task index (rows of a partial batch get the weight of their task)."""
 

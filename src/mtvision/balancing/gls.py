@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from mtvision.balancing.base import LossBalancer
+from mtvision.balancing.base import LossBalancer, register
 
 
+@register("gls")
 class GeometricLoss(LossBalancer):
     """``w_t = GM(L) / (k L_t)`` over the ``k`` present tasks (losses floored at ``eps``)."""
 

@@ -29,11 +29,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mtvision.balancing.base import GradientBalancer
+from mtvision.balancing.base import GradientBalancer, register
 
 BLOCK = 1 << 14  # columns at a time: a [T, BLOCK] slab and its temporaries stay in cache (1.4x faster than whole rows)
 
 
+@register("graddrop")
 class GradDrop(GradientBalancer):
     """Keep, per coordinate, only the gradient contributions of one randomly chosen sign."""
 

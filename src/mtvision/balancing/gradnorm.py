@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from mtvision.balancing._solvers import TINY, Array, to_numpy
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 
+@register("gradnorm")
 class GradNorm(GramianBalancer):
     """Task weights adapted so weighted gradient norms follow the relative training rates."""
 

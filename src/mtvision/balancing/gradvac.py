@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from mtvision.balancing._solvers import TINY, Array, sequential_surgery, to_numpy
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 
+@register("gradvac")
 class GradVac(GramianBalancer):
     """Raise each pairwise cosine to an EMA target of its own history."""
 

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from mtvision.balancing._solvers import RANK_RTOL, TINY, Array
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 
+@register("imtl_g")
 class IMTLG(GramianBalancer):
     """Affine combination with equal projections on the unit task gradients."""
 

@@ -30,11 +30,12 @@ import numpy as np
 import torch
 
 from mtvision.balancing._solvers import TINY, Array, min_norm_weights
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 Normalization = Literal["none", "l2", "loss", "loss+"]
 
 
+@register("mgda")
 class MGDA(GramianBalancer):
     """Min-norm convex combination of the (optionally rescaled) task gradients."""
 
@@ -61,6 +62,7 @@ class MGDA(GramianBalancer):
         return np.clip(losses * (norms if self.normalize == "loss+" else 1.0), TINY, None)
 
 
+@register("mgda_ub")
 class MGDAUB(MGDA):
     """MGDA on the shared representation's gradients (MGDA-UB)."""
 

@@ -16,9 +16,11 @@ on the strictly convex ``½ αᵀMα − Σ log α_t``, warm-started from the pr
 
 from __future__ import annotations
 
+from mtvision.balancing.base import register
 from mtvision.balancing.fairgrad import FairGrad
 
 
+@register("nash_mtl")
 class NashMTL(FairGrad):
     """Nash bargaining weights: FairGrad with α = 1."""
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import torch
 
 from mtvision.balancing._solvers import Array, sequential_surgery
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 
+@register("pcgrad")
 class PCGrad(GramianBalancer):
     """Sum of the task gradients after projecting out their pairwise conflicts."""
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mtvision.balancing.base import LossBalancer
+from mtvision.balancing.base import LossBalancer, register
 
 
+@register("rlw")
 class RandomLossWeighting(LossBalancer):
     """``w = k · softmax(z)``, ``z ~ N(0, I_k)`` drawn afresh at every call."""
 

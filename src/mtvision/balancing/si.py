@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from mtvision.balancing.base import LossBalancer
+from mtvision.balancing.base import LossBalancer, register
 
 
+@register("si")
 class ScaleInvariant(LossBalancer):
     """``w_t = 1 / max(L_t, eps)`` (``eps`` guards a loss that reaches 0)."""
 

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from mtvision.balancing._solvers import Array, dual_cone_weights
-from mtvision.balancing.base import GramianBalancer
+from mtvision.balancing.base import GramianBalancer, register
 
 
+@register("upgrad")
 class UPGrad(GramianBalancer):
     """Sum of the projections of every task gradient onto the dual cone."""
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mtvision.balancing.base import LossBalancer, TaskIndex
+from mtvision.balancing.base import LossBalancer, TaskIndex, register
 
 
+@register("uw")
 class UncertaintyWeighting(LossBalancer):
     """``w_t = exp(−s_t)`` with learnable ``s`` (``log_vars``), plus ``Σ s_t`` as regulariser."""
 

@@ -25,19 +25,18 @@ import torch
 from torch import Tensor, nn
 
 from mtvision.structures import ImageFrame, TaskInfo
+from mtvision.structures.registry import registrar
 
 TASKS: dict[str, type[Task]] = {}
+_add_task = registrar(TASKS, "task type")
 
 
 def register(kind: str) -> Callable[[type[Task]], type[Task]]:
     """Class decorator adding a task type to the registry under ``kind``; a taken name is an error."""
 
     def add(cls: type[Task]) -> type[Task]:
-        if kind in TASKS:
-            raise ValueError(f"task type {kind!r} is registered twice ({TASKS[kind].__module__} and {cls.__module__})")
         cls.kind = kind
-        TASKS[kind] = cls
-        return cls
+        return _add_task(kind)(cls)
 
     return add
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mtvision.structures import TaskInfo
+from mtvision.structures.registry import registrar
 
 __all__ = ["TARGET_KINDS", "TargetKindSpec", "dense_kinds", "get_target_kind", "single_channel", "target_kind"]
 
@@ -46,15 +47,12 @@ class TargetKindSpec:
 
 
 TARGET_KINDS: dict[str, TargetKindSpec] = {}
+_add_kind = registrar(TARGET_KINDS, "target kind")
 
 
 def target_kind(name: str, *, dense: bool, decode: Decoder) -> TargetKindSpec:
-    """Declare the kind ``name``; declaring one name twice is an error (two decoders, one kind)."""
-    if name in TARGET_KINDS:
-        raise ValueError(f"target kind {name!r} is declared twice (by {TARGET_KINDS[name].decode.__module__} "
-                         f"and {decode.__module__})")
-    TARGET_KINDS[name] = spec = TargetKindSpec(name, dense, decode)
-    return spec
+    """Declare the kind ``name``; declaring one name twice is an error (two decoders for one kind)."""
+    return _add_kind(name)(TargetKindSpec(name, dense, decode))
 
 
 def get_target_kind(name: str) -> TargetKindSpec:

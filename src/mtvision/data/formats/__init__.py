@@ -1,7 +1,8 @@
 """The format registry: every annotation format by name, and detection of a path's format.
 
-``FORMATS`` is a plain dict filled by the explicit imports below, so it is complete as
-soon as this package is imported (no plugin left unregistered until some other module
+``FORMATS`` is a plain dict filled by each format module's ``@register_format`` (see
+:mod:`~mtvision.data.formats.registry`) when the explicit imports below run, so it is
+complete as soon as this package is imported (no plugin left unregistered until some other module
 happens to be imported). Each module has ``read(path, **options) -> DatasetRecord`` and
 ``detect(path) -> bool``; ``WRITERS`` holds those that also have ``write(record, path)``.
 
@@ -35,20 +36,11 @@ from pathlib import Path
 from types import ModuleType
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats import cityscapes, coco, combined, cvat, folders, label_studio, labelme, voc, yolo
+from mtvision.data.formats import cityscapes, coco, combined, cvat, folders, label_studio, labelme, voc, yolo  # noqa: F401
+from mtvision.data.formats.registry import FORMATS
 
-FORMATS: dict[str, ModuleType] = {
-    "combined": combined,
-    "coco": coco,
-    "label_studio": label_studio,
-    "cvat": cvat,
-    "yolo": yolo,
-    "voc": voc,
-    "cityscapes": cityscapes,
-    "labelme": labelme,
-    "folders": folders,
-}
-DETECTION_ORDER: tuple[str, ...] = tuple(FORMATS)  # the dict above is written in detection order
+DETECTION_ORDER: tuple[str, ...] = ("combined", "coco", "label_studio", "cvat", "yolo", "voc", "cityscapes", "labelme",
+                                     "folders")
 WRITERS: dict[str, ModuleType] = {name: module for name, module in FORMATS.items() if hasattr(module, "write")}
 
 

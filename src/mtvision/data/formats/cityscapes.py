@@ -33,6 +33,7 @@ import numpy as np
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._files import image_size, load_png
 from mtvision.data.formats._shapes import mask_region
+from mtvision.data.formats.registry import register_format
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord
 from mtvision.structures import TaskInfo
 
@@ -50,6 +51,7 @@ TRAIN_CLASSES = [name for name, train_id in sorted(LABELS, key=lambda x: x[1]) i
 SUFFIX = "_leftImg8bit.png"
 
 
+@register_format("cityscapes")
 def read(path: str | Path, *, split: str | None = None, semantic: str = "auto", gt: str = "gtFine") -> DatasetRecord:
     """Read a Cityscapes root (the folder holding ``leftImg8bit/``)."""
     root = Path(path)

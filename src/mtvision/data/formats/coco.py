@@ -53,6 +53,7 @@ from mtvision.data.formats._annotations import CROWD, box_from_points
 from mtvision.data.formats._files import gc_paused, load_json, safe_relpath
 from mtvision.data.formats.coco_categories import CocoTaskInfo, parse_categories
 from mtvision.data.formats.coco_write import write
+from mtvision.data.formats.registry import register_format
 from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, Keypoints, keypoint_triplets
 from mtvision.structures import check_rle, rle_box
 
@@ -76,6 +77,7 @@ def detect(path: str | Path) -> bool:
     return head.startswith("{") and ('"images"' in head or ('"image"' in head and '"annotations"' in head))
 
 
+@register_format("coco")
 def read(path: str | Path, *, images_dir: str | Path | None = None, skeleton_base: int | None = None,
          images_from: str | Path | None = None, panoptic_dir: str | Path | None = None) -> DatasetRecord:
     """Read a COCO JSON file into a :class:`DatasetRecord` with the ``"objects"`` task.

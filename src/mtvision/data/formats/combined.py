@@ -63,6 +63,7 @@ from mtvision.data.errors import FormatError
 from mtvision.data.formats._combined_read import Reader
 from mtvision.data.formats._files import load_json
 from mtvision.data.formats.coco_write import keypoint_and_attribute_fields
+from mtvision.data.formats.registry import register_format
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, resolve
 from mtvision.structures import TaskInfo, check_rle, segmentation_area
 from mtvision.tasks.kinds import dense_kinds
@@ -222,6 +223,7 @@ def _annotation_entry(ann: Annotation, image: ImageRecord, path: Path, entry: st
 # --- reading -------------------------------------------------------------------------
 
 
+@register_format("combined")
 def read(path: str | Path) -> DatasetRecord:
     """Read a combined JSON; any malformed entry raises :class:`FormatError` naming it."""
     path = Path(path)

@@ -57,6 +57,7 @@ from mtvision.data.formats._shapes import (
     paste,
     rotate,
 )
+from mtvision.data.formats.registry import register_format
 from mtvision.data.record import DatasetRecord, ImageRecord
 from mtvision.structures import Rle
 
@@ -64,6 +65,7 @@ SHAPES = ("box", "polygon", "ellipse", "mask", "skeleton", "points", "polyline")
 KIND = {"ellipse": "polygon"}  # element -> the shape kind merge_group knows
 
 
+@register_format("cvat")
 def read(path: str | Path, *, subset: str | None = None, image_dir: str | None = None,
          root: str | Path | None = None) -> DatasetRecord:
     """Read ``annotations.xml`` (or a folder holding it); ``root`` defaults to its folder."""

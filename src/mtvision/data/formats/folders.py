@@ -43,6 +43,7 @@ from PIL import Image, UnidentifiedImageError
 from mtvision.data.errors import FormatError
 from mtvision.data.formats._files import image_size, load_png, read_text, safe_relpath
 from mtvision.data.formats._shapes import finish_labels
+from mtvision.data.formats.registry import register_format
 from mtvision.data.record import DatasetRecord, DenseRef, ImageRecord
 from mtvision.structures import TaskInfo
 
@@ -51,6 +52,7 @@ DENSE_DIRS = {"semseg": ("semseg", "masks", "segmentation"), "depth": ("depth",)
 HEADER_WORDS = {"file", "filename", "file_name", "image", "path", "image_path", "img"}
 
 
+@register_format("folders")
 def read(path: str | Path, **options: object) -> DatasetRecord:
     """Read whichever folder layout ``path`` is (see the module docstring)."""
     p = Path(path)

@@ -56,6 +56,7 @@ from mtvision.data.formats._shapes import (
     mask_region,
     rotate,
 )
+from mtvision.data.formats.registry import register_format
 from mtvision.data.record import DatasetRecord, ImageRecord
 
 KINDS = ("rectangle", "polygon", "keypoint", "brush", "ellipse")
@@ -64,6 +65,7 @@ GEOMETRY_KEYS = {"x", "points", "rle"}  # a value holding one of these is a regi
 MIN_RESERVED = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "history"}
 
 
+@register_format("label_studio")
 def read(path: str | Path, *, annotator: str | int = "latest", label_config: str | Path | None = None,
          image_key: str | None = None, image_dir: str = "", root: str | Path | None = None) -> DatasetRecord:
     """Read a Label Studio export (a list of tasks); ``root`` defaults to the file's folder."""

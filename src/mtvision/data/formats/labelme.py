@@ -60,6 +60,7 @@ from mtvision.data.formats._shapes import (
     merge_group,
     paste,
 )
+from mtvision.data.formats.registry import register_format
 from mtvision.data.record import DatasetRecord, ImageRecord
 
 KIND = {"rectangle": "box", "polygon": "polygon", "ai_polygon": "polygon", "circle": "polygon", "mask": "mask",
@@ -67,6 +68,7 @@ KIND = {"rectangle": "box", "polygon": "polygon", "ai_polygon": "polygon", "circ
 NOT_CLASSES = ("__ignore__", "_background_")
 
 
+@register_format("labelme")
 def read(path: str | Path, *, labels: str | Path | list[str] | None = None,
          ignore_labels: tuple[str, ...] = ("__ignore__",), root: str | Path | None = None) -> DatasetRecord:
     """Read one LabelMe JSON or every ``*.json`` under a folder (recursively, sorted)."""

@@ -44,6 +44,7 @@ import numpy as np
 from mtvision.data.errors import FormatError
 from mtvision.data.formats import voc_xml
 from mtvision.data.formats._files import IMAGE_SUFFIXES, image_size, read_text, safe_relpath
+from mtvision.data.formats.registry import register_format
 from mtvision.data.formats.voc_masks import colormap, index_png, instance_masks, png_header
 from mtvision.data.formats.voc_write import write
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord
@@ -78,6 +79,7 @@ def detect(path: str | Path) -> bool:
     return any((path / sub).is_dir() for sub in ("Annotations", "SegmentationClass", "SegmentationObject"))
 
 
+@register_format("voc")
 def read(path: str | Path, *, one_based: bool | None = None, classes: Sequence[str] | None = None,
          semseg: bool = True) -> DatasetRecord:
     """Read a VOC folder into a :class:`DatasetRecord` (tasks listed in the module docstring)."""

@@ -48,6 +48,7 @@ import yaml
 from mtvision.data.errors import PARSE_ERRORS, FormatError, describe
 from mtvision.data.formats._annotations import box_from_points
 from mtvision.data.formats._files import IMAGE_SUFFIXES, image_size, read_text, safe_relpath
+from mtvision.data.formats.registry import register_format
 from mtvision.data.formats.yolo_write import write
 from mtvision.data.record import Annotation, DatasetRecord, ImageRecord, Keypoints
 from mtvision.structures import TaskInfo
@@ -81,6 +82,7 @@ def detect(path: str | Path) -> bool:
     return path.name.endswith(".data") and path.is_file()
 
 
+@register_format("yolo")
 def read(path: str | Path, *, root: str | Path | None = None) -> DatasetRecord:
     """Read a YOLO dataset (data.yaml, obj.data, or a folder) into a :class:`DatasetRecord`."""
     layout = _layout(Path(path), root)
