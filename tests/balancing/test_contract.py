@@ -14,6 +14,8 @@ from mtvision.balancing import METHODS, Balancer, available, create
 ALL = available()
 LOSS = [n for n in ALL if METHODS[n].kind == "loss"]
 GRADIENT = [n for n in ALL if METHODS[n].kind == "gradient"]
+STATEFUL = [n for n in ALL if create(n, num_tasks=3).state_dict()]
+STATELESS = [n for n in ALL if n not in STATEFUL]
 SIZES = [2, 3, 6]
 # Methods that draw random numbers: compared only under equal seeds, never across permutations.
 RANDOM = {
@@ -156,19 +158,43 @@ def test_partial_labels_equal_the_method_on_the_present_tasks(name: str, make_in
             torch.testing.assert_close(full.last_weights[present], only.last_weights, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ALL)
+def test_the_methods_that_learn_or_remember_keep_state() -> None:
+    assert set(STATEFUL) >= {"db_mtl", "dwa", "famo", "gradnorm", "gradvac", "uw"}  # EMAs, histories, learnt weights
+    assert {"ew", "pcgrad", "mgda", "upgrad"} <= set(STATELESS)
+
+
+@pytest.mark.parametrize("name", STATEFUL)
 def test_absent_tasks_keep_their_state(name: str, make_inputs, step) -> None:
+    """A step without task 1 updates the present tasks' entries and leaves task 1's as they were."""
     m = create(name, num_tasks=3)
     step(m, make_inputs(3, 0))
     before = {k: v.clone() for k, v in m.state_dict().items()}
     losses, grads = make_inputs(3, 1)
     present = torch.tensor([0, 2])
     step(m, (losses[present], grads[present]), tasks=present)
-    for key, value in m.state_dict().items():
-        for axis, size in enumerate(value.shape):
-            if size == 3:
-                absent = torch.tensor([1])
-                assert torch.equal(value.index_select(axis, absent), before[key].index_select(axis, absent)), key
+    per_task = [(key, value, axis) for key, value in m.state_dict().items()
+                for axis, size in enumerate(value.shape) if size == 3]
+    assert per_task, "no state entry has a per-task axis"
+    for key, value, axis in per_task:
+        absent = torch.tensor([1])
+        assert torch.equal(value.index_select(axis, absent), before[key].index_select(axis, absent)), key
+    assert any(not torch.equal(value.index_select(axis, present), before[key].index_select(axis, present))
+               for key, value, axis in per_task), "the step updated no present task's state"
+
+
+@pytest.mark.parametrize("name", STATELESS)
+def test_stateless_methods_ignore_the_history(name: str, make_inputs, step) -> None:
+    """No state to keep for an absent task: the output is the same whatever steps came before."""
+    used = create(name, num_tasks=3)
+    for seed in range(3):
+        step(used, make_inputs(3, seed))
+    losses, grads = make_inputs(3, 10)
+    present = torch.tensor([0, 2])
+    inputs = (losses[present], grads[present])
+    out = seeded(1, lambda: step(used, inputs, tasks=present))
+    fresh = seeded(1, lambda: step(create(name, num_tasks=3), inputs, tasks=present))
+    torch.testing.assert_close(out, fresh, rtol=0, atol=0)
+    assert used.state_dict() == {}
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -1,12 +1,18 @@
-"""BalanceMonitor means and the two diagnostic plots."""
+"""BalanceMonitor means and what the two diagnostic plots draw."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from PIL import Image
 
 from mtvision.balancing.backward import BackwardResult
 from mtvision.balancing.diagnostics import BalanceMonitor, conflict_matrix, plot_balance, plot_conflicts
@@ -57,14 +63,50 @@ def test_conflict_matrix_averages_the_epochs_and_is_symmetric() -> None:
     assert matrix[0, 2] == pytest.approx(0.2) and math.isnan(matrix[1, 2]) and matrix[2, 2] == 1.0
 
 
-def test_plots_are_written_from_results_rows(tmp_path: Path) -> None:
+def test_plots_draw_the_results_rows(tmp_path: Path, figures: list[Figure]) -> None:
     monitor = BalanceMonitor(NAMES)
     rows = []
     for epoch in (1, 2, 3):
         monitor.reset()
         monitor.update(result([0, 1, 2], [1.0, 0.5 / epoch, 1.5], [1.0, 0.01, 3.0], cosine=-0.3))
         rows.append({"epoch": epoch, "lr": 1e-3, **{f"train/{k}": v for k, v in monitor.summary().items()}})
-    assert plot_balance(rows, tmp_path / "balance.png").stat().st_size > 0
-    assert plot_conflicts(rows[-1:], tmp_path / "conflicts.png").stat().st_size > 0
+    balance_png = plot_balance(rows, tmp_path / "balance.png")
+    conflicts_png = plot_conflicts(rows[-1:], tmp_path / "conflicts.png")
+    balance, conflicts = figures
+
+    weight, norm = balance.axes
+    assert (weight.get_title(), weight.get_yscale(), norm.get_title(), norm.get_yscale()) == (
+        "task weight", "linear", "task grad norm", "log")
+    assert [t.get_text() for t in weight.get_legend().get_texts()] == NAMES
+    curves = np.array([[line.get_ydata() for line in ax.lines] for ax in (weight, norm)], dtype=float)
+    assert curves == pytest.approx(np.array([[[1.0] * 3, [0.5, 0.25, 0.5 / 3], [1.5] * 3],
+                                             [[1.0] * 3, [0.01] * 3, [3.0] * 3]]))  # [panel, task, epoch]
+
+    heatmap = conflicts.axes[0]
+    assert [t.get_text() for t in heatmap.get_xticklabels()] == NAMES
+    cells = np.asarray(heatmap.images[0].get_array())
+    assert cells == pytest.approx(np.where(np.eye(3, dtype=bool), 1.0, -0.3))
+    assert sorted(t.get_text() for t in heatmap.texts) == ["-0.30"] * 6 + ["1.00"] * 3
+    red, blue = pixel(conflicts, heatmap, conflicts_png, (1, 0)), pixel(conflicts, heatmap, conflicts_png, (0, 0))
+    assert red[0] > red[2] and blue[2] > blue[0]  # a conflicting pair is red, a task with itself blue
+    assert np.asarray(Image.open(balance_png)).std() > 0  # not a blank canvas
+
     with pytest.raises(ValueError, match="cosine"):
         plot_conflicts([{"epoch": 1}], tmp_path / "none.png")
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Figure]]:
+    """The figures the plot functions draw, kept open for inspection instead of closed."""
+    close, kept = plt.close, []
+    monkeypatch.setattr(plt, "close", kept.append)
+    yield kept
+    for fig in kept:
+        close(fig)
+
+
+def pixel(fig: Figure, ax: Axes, path: Path, xy: tuple[float, float]) -> np.ndarray:
+    """RGB of the saved PNG (90 dpi) at the data point ``xy`` of ``ax``, off the cell's text."""
+    picture = np.asarray(Image.open(path).convert("RGB"))
+    x, y = ax.transData.transform((xy[0] + 0.3, xy[1] + 0.3)) * 90 / fig.dpi
+    return picture[picture.shape[0] - 1 - int(y), int(x)].astype(int)

@@ -1,11 +1,16 @@
-"""Schedule, AMP choice, CSV logging across a resume, and the results plot."""
+"""Schedule, AMP choice, CSV logging across a resume, and what the results plot draws."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
+from PIL import Image
 
 from mtvision.engine.loggers import CSVLogger, read_results
 from mtvision.engine.optim import build_optimizer, build_scheduler, resolve_amp, warmup_cosine
@@ -36,7 +41,7 @@ def test_amp_choice() -> None:
         resolve_amp("fp16", cpu)
 
 
-def test_csv_keeps_rows_up_to_the_resumed_epoch(tmp_path: Path) -> None:
+def test_csv_keeps_rows_up_to_the_resumed_epoch(tmp_path: Path, figures: list[Figure]) -> None:
     path = tmp_path / "results.csv"
     log = CSVLogger(path)
     for epoch in (1, 2, 3):
@@ -47,4 +52,47 @@ def test_csv_keeps_rows_up_to_the_resumed_epoch(tmp_path: Path) -> None:
     rows = read_results(path)
     assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[2]["train/depth/loss"] == 0.25
     assert "val/depth/abs_rel" not in rows[0]
-    assert plot_results(rows, tmp_path / "results.png").stat().st_size > 0
+
+    drawn = plot_results(rows, tmp_path / "results.png")
+    assert [fig.axes[0].get_title() for fig in figures] == ["depth loss"]  # one task, one row
+    (fig,) = figures
+    loss, metric = fig.axes
+    assert metric.get_title() == "depth abs_rel"
+    assert [tuple(line.get_ydata()) for line in loss.lines] == [(1.0, 0.5, 0.25)]  # the resumed epoch 3
+    assert [(tuple(line.get_xdata()), tuple(line.get_ydata())) for line in metric.lines] == [((2,), (0.5,))]
+    assert_saved(fig, drawn)
+
+
+def test_results_plot_has_a_row_per_task_and_one_for_the_run(tmp_path: Path, figures: list[Figure]) -> None:
+    rows = [{"epoch": e, "lr": 1e-3 / e, "train/depth/loss": 1.0 / e, "val/depth/loss": 1.2 / e,
+             "val/depth/abs_rel": 0.5 / e, "val/seg/miou": 0.1 * e, "train/depth/weight": 1.0,
+             "train/seg/weight": 2.0 * e, "balance/depth/grad_norm": 3.0} for e in (1, 2, 3)]
+    drawn = plot_results(rows, tmp_path / "results.png")
+    (fig,) = figures
+    titled = {ax.get_title(): ax for ax in fig.axes if ax.axison}
+    assert set(titled) == {"depth loss", "depth abs_rel", "seg miou", "run lr", "run task weights"}
+    assert len(fig.axes) == 3 * 2  # three rows (depth, seg, run) of two columns; the spare one is blank
+    legends = {title: [t.get_text() for t in ax.get_legend().get_texts()]
+               for title, ax in titled.items() if ax.get_legend() is not None}
+    assert legends == {"depth loss": ["train", "val"], "run task weights": ["depth", "seg"]}
+    assert [tuple(line.get_ydata()) for line in titled["run task weights"].lines] == [(1.0,) * 3, (2.0, 4.0, 6.0)]
+    assert tuple(titled["seg miou"].lines[0].get_ydata()) == pytest.approx((0.1, 0.2, 0.3))
+    assert_saved(fig, drawn)
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Figure]]:
+    """The figures the plot functions draw, kept open for inspection instead of closed."""
+    close, kept = plt.close, []
+    monkeypatch.setattr(plt, "close", kept.append)
+    yield kept
+    for fig in kept:
+        close(fig)
+
+
+def assert_saved(fig: Figure, path: Path) -> None:
+    """The PNG is that figure at 90 dpi, and not a blank canvas."""
+    picture = np.asarray(Image.open(path).convert("RGB"))
+    width, height = fig.get_size_inches() * 90
+    assert picture.shape == (round(height), round(width), 3)
+    assert (picture < 128).any(axis=-1).mean() > 0.01  # dark pixels: axes, ticks, text and curves

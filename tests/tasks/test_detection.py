@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -30,9 +32,9 @@ def _instances() -> Instances:
     )
 
 
-def _task() -> Detection:
+def _task(**options: Any) -> Detection:
     torch.manual_seed(0)
-    return Detection(name="objects", info=INFO, channels=16, strides=STRIDES, masks=True, keypoints=True)
+    return Detection(name="objects", info=INFO, channels=16, strides=STRIDES, masks=True, keypoints=True, **options)
 
 
 def _features(batch: int) -> list[torch.Tensor]:
@@ -59,15 +61,28 @@ def test_labelled_negative_image_trains() -> None:
 
 
 def test_eval_outputs_are_full_image_predictions() -> None:
-    task = _task().eval()
+    """With no score threshold every proposal keeps a scored box per class, so an untrained
+    head returns hundreds of detections and every check below runs on real outputs."""
     with torch.no_grad():
-        out = task(_features(2), (SIZE, SIZE))
+        out = _task(score_thresh=0.0, detections_per_img=1000).eval()(_features(2), (SIZE, SIZE))
     assert len(out) == 2
     for det in out:
         n = len(det["scores"])
+        assert n > 10 and det["image_size"].tolist() == [SIZE, SIZE]
         assert det["boxes"].shape == (n, 4) and det["masks"].shape == (n, SIZE, SIZE)
+        assert det["masks"].dtype == torch.bool
         assert det["keypoints"].shape == (n, 3, 2) and det["keypoint_scores"].shape == (n, 3)
-        assert det["labels"].min() >= 0 if n else True
+        assert set(det["labels"].tolist()) == {0, 1}  # 0-based: torchvision's background 0 is shifted out
+        assert (det["scores"] > 0).all() and (det["scores"] <= 1).all() and (det["scores"].diff() <= 0).all()
+        x1, y1, x2, y2 = det["boxes"].unbind(1)
+        assert (x1 >= 0).all() and (y1 >= 0).all() and (x2 <= SIZE).all() and (y2 <= SIZE).all()
+        assert (x1 <= x2).all() and (y1 <= y2).all()
+        x, y = det["keypoints"].unbind(-1)  # Keypoint R-CNN decodes each heatmap inside its box
+        assert ((x >= x1[:, None] - 1e-3) & (x <= x2[:, None] + 1e-3)).all()
+        assert ((y >= y1[:, None] - 1e-3) & (y <= y2[:, None] + 1e-3)).all()
+    with torch.no_grad():
+        capped = _task(score_thresh=0.0, detections_per_img=5).eval()(_features(2), (SIZE, SIZE))
+    assert [len(det["scores"]) for det in capped] == [5, 5]
 
 
 def test_metric_scores_ground_truth_as_perfect() -> None:

@@ -7,6 +7,7 @@ from several ranks never collide. The AP itself comes from :func:`coco_metrics`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,8 @@ class DetectionMetric(Metric):
         self.images.extend(getattr(other, "images", []))
 
     def compute(self) -> dict[str, float]:
+        if not self.images:  # nothing measured: undefined (NaN), as every task's metric reports it
+            return {f"{_PREFIX[t]}_{k}": math.nan for t in self.iou_types for k in _REPORTED}
         gt, results = self._coco()
         metrics = {}
         for iou_type in self.iou_types:

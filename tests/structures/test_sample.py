@@ -1,4 +1,4 @@
-"""Sample structures and the v2 kernels of DepthMap / NormalMap (mtvision.dense_kernels)."""
+"""Sample structures and the v2 kernels of DepthMap / NormalMap (mtvision.structures.dense_maps)."""
 
 from __future__ import annotations
 
