@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mtvision.balancing import create
-from mtvision.cli.train import _method
+from mtvision.cli.build import balancing_method
 from mtvision.config import ConfigError, load_config
 from mtvision.data.dataset import collate
 from mtvision.engine.loggers import read_results
@@ -57,5 +57,5 @@ def test_unknown_method_suggests_the_closest_name() -> None:
 def test_fixed_weights_by_task_name_become_the_method_option(records) -> None:
     cfg = load_config(None, ["balancing.method=fixed", "balancing.weights={depth: 0.5}"])
     infos = {name: records[0].tasks[name] for name in ("semseg", "depth", "normals")}
-    weights = _method(cfg, infos).weigh(torch.ones(3))  # type: ignore[operator]
+    weights = balancing_method(cfg, infos).weigh(torch.ones(3))  # type: ignore[operator]
     assert weights.tolist() == [1.0, 0.5, 1.0]

@@ -1,0 +1,172 @@
+"""Where a config becomes objects: records, datasets, a model, a balancing method, a trainer.
+
+Every command that trains or evaluates (``train``, ``val``, ``predict``, ``compare``) builds
+through these functions, so a run made by ``compare`` is exactly a run ``train`` would make.
+They print config errors and raise ``typer`` errors: they are the CLI's, and nothing below
+the CLI sees a :class:`~mtvision.config.Config`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from rich.console import Console
+from torch.utils.data import DataLoader
+
+from mtvision.balancing import Balancer, create
+from mtvision.config import Config, ConfigError, dump_config, load_config
+from mtvision.data.dataset import MultiTaskDataset, collate
+from mtvision.data.record import DatasetRecord, split_record
+from mtvision.data.sources import read_record
+from mtvision.data.transforms import build_transforms
+from mtvision.engine import checkpoint as ckpt
+from mtvision.engine.distributed import DistInfo
+from mtvision.engine.synthetic_cache import cached_synthetic
+from mtvision.engine.trainer import BalancingSettings, Trainer, TrainSettings
+from mtvision.models import MultiTaskModel, TaskSpec, build_model
+from mtvision.structures import TaskInfo
+from mtvision.tasks import task_type
+
+console = Console()
+
+
+def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[Path]
+            ) -> tuple[Trainer, MultiTaskDataset]:
+    """Data, model and trainer of ``cfg`` (resumed from ``resume`` when given); also the val set."""
+    ckpt.seed_everything(cfg.run.seed)
+    for task in cfg.tasks.values():  # imports a user's task module, which may declare the kind its data needs
+        task_type(task.type)
+    train_record, val_record = records(cfg, info)
+    infos = task_infos(cfg, train_record)
+    model = model_of(cfg, infos)
+    run_dir = resume.resolve().parent.parent if resume else new_run_dir(Path(cfg.run.output) / cfg.run.name)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+        console.print(f"{len(infos)} tasks ({', '.join(infos)}) on {len(train_record.images)} training and "
+                      f"{len(val_record.images)} validation images; {cfg.model.backbone}, "
+                      f"{model.parameter_counts()['total'] / 1e6:.2f}M parameters, {device}")
+    train_set, val_set = dataset(cfg, train_record, infos, True), dataset(cfg, val_record, infos, False)
+    trainer = Trainer(model, train_set, val_set, train_settings(cfg), run_dir, device, info, balancing_method(cfg, infos),
+                      metadata={"config": cfg.model_dump(mode="json"), "task_infos": ckpt.infos_to_plain(infos)},
+                      console=console, find_unused_parameters=partially_labelled(train_record, infos))
+    if resume:
+        trainer.resume(resume)
+    return trainer, val_set
+
+
+
+
+def split_args(args: list[str]) -> tuple[Optional[Path], list[str]]:
+    """``[CONFIG] key=value...``: the first argument is the config file when it has no ``=``."""
+    if args and "=" not in args[0]:
+        return Path(args[0]), args[1:]
+    return None, args
+
+
+def load(path: Optional[Path], overrides: list[str], base: Optional[dict] = None) -> Config:
+    try:
+        return load_config(path, overrides, base=base)
+    except ConfigError as error:
+        console.print(f"[red]config error[/red]\n{error}")
+        raise typer.Exit(2) from None
+
+
+def records(cfg: Config, info: DistInfo) -> tuple[DatasetRecord, DatasetRecord]:
+    data = cfg.data
+    if data.source == "synthetic":
+        s = data.synthetic
+        train, val = cached_synthetic(Path(data.cache), s.num_train, s.num_val, s.size, s.max_objects, s.seed, info)
+        return read_record(train), read_record(val)
+    record = read_record(data.source)
+    if data.val is not None:
+        return record, read_record(data.val)
+    return split_record(record, data.val_fraction, cfg.run.seed)
+
+
+def task_infos(cfg: Config, record: DatasetRecord) -> dict[str, TaskInfo]:
+    missing = [name for name in cfg.tasks if name not in record.tasks]
+    if missing:
+        hints = [f"{m!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(m, record.tasks, 1))
+                 else repr(m) for m in missing]
+        raise typer.BadParameter(f"task(s) {', '.join(hints)} not in the dataset, which has: {', '.join(record.tasks)}")
+    return {name: record.tasks[name] for name in cfg.tasks}
+
+
+def model_of(cfg: Config, infos: dict[str, TaskInfo]) -> MultiTaskModel:
+    specs = {name: TaskSpec(task.type, infos[name], task.options) for name, task in cfg.tasks.items()}
+    return build_model(cfg.model.backbone, specs, pretrained=cfg.model.pretrained,
+                       neck_channels=cfg.model.neck_channels)
+
+
+def dataset(cfg: Config, record: DatasetRecord, infos: dict[str, TaskInfo], train: bool) -> MultiTaskDataset:
+    flip_idx = {name: info.flip_idx for name, info in infos.items() if info.keypoint_names}
+    void = {name: info.ignore_index for name, info in infos.items()}
+    transform = build_transforms(cfg.data.augment, image_size(cfg), flip_idx, train=train, ignore_index=void)
+    return MultiTaskDataset(record, tasks=list(infos), transform=transform, skip_corrupt=cfg.data.skip_corrupt)
+
+
+def eval_loader(cfg: Config, dataset: MultiTaskDataset, batch_size: Optional[int] = None) -> DataLoader:
+    """An evaluation loader over the whole of ``dataset`` (no shuffling, no sharding)."""
+    return DataLoader(dataset, batch_size=batch_size or cfg.data.batch_size, num_workers=cfg.data.workers,
+                      collate_fn=collate)
+
+
+def partially_labelled(record: DatasetRecord, infos: dict[str, TaskInfo]) -> bool:
+    """Whether some training image lacks a configured task (DDP must then allow unused heads)."""
+    coverage = record.coverage()
+    return any(coverage[name] < len(record.images) for name in infos)
+
+
+def image_size(cfg: Config) -> tuple[int, int]:
+    size = cfg.data.image_size
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def balancing_method(cfg: Config, infos: dict[str, TaskInfo]) -> Balancer:
+    """The balancing method; ``weights: {task: w}`` becomes ``fixed``'s per-index ``weights`` option
+    (a task not listed weighs 1), since only the CLI knows the task order."""
+    balancing, options = cfg.balancing, dict(cfg.balancing.options)
+    unknown = [name for name in balancing.weights if name not in infos]
+    if unknown:
+        raise typer.BadParameter(f"balancing.weights names {', '.join(unknown)}, not configured tasks: "
+                                 f"{', '.join(infos)}")
+    if balancing.weights:
+        if "weights" in options:
+            raise typer.BadParameter("give fixed weights once: balancing.weights or balancing.options.weights")
+        options["weights"] = [balancing.weights.get(name, 1.0) for name in infos]
+    return create(balancing.method, num_tasks=len(infos), **options)
+
+
+def train_settings(cfg: Config) -> TrainSettings:
+    t = cfg.train
+    return TrainSettings(
+        epochs=t.epochs, batch_size=cfg.data.batch_size, workers=cfg.data.workers, lr=t.lr,
+        weight_decay=t.weight_decay, warmup_epochs=t.warmup_epochs, schedule=t.schedule, amp=t.amp,
+        grad_clip=t.grad_clip, patience=t.patience, best_metric=t.best_metric, best_mode=t.best_mode,
+        max_nonfinite=t.max_nonfinite, eval_every=t.eval_every, predict_images=t.predict_images,
+        predict_every_epoch=t.predict_every_epoch, seed=cfg.run.seed, tensorboard=cfg.logging.tensorboard,
+        balancing=BalancingSettings(**cfg.balancing.model_dump(include={"gradients", "every", "diagnostics"})))
+
+
+def new_run_dir(wanted: Path) -> Path:
+    """``runs/demo``, or ``runs/demo2``, ``runs/demo3``... when it is taken."""
+    candidate, number = wanted, 2
+    while candidate.exists():
+        candidate, number = wanted.with_name(f"{wanted.name}{number}"), number + 1
+    return candidate
+
+
+def restore(weights: Path) -> tuple[Config, MultiTaskModel, dict[str, TaskInfo]]:
+    """The model of a checkpoint, rebuilt from the checkpoint alone (config + task infos + weights)."""
+    state = ckpt.load_checkpoint(weights)
+    cfg = load(None, [], base=state["config"])
+    infos = ckpt.infos_from_plain(state["task_infos"])
+    cfg.model.pretrained = False  # the checkpoint holds the weights: never download
+    model = model_of(cfg, infos)
+    model.load_state_dict(state["model"])
+    return cfg, model, infos
