@@ -45,6 +45,7 @@ class SyntheticConfig(_Section):
     num_val: int = Field(200, ge=1)  # validation scenes; rendered from a different seed than training
     size: int = Field(64, ge=16)  # rendered side in pixels; 64 keeps the demo CPU-friendly
     max_objects: int = Field(4, ge=0)  # objects per scene; more = harder segmentation and depth
+    num_test: int = Field(200, ge=1)  # `mtvision compare`'s test scenes, rendered after the validation ones
     seed: int = 0  # scene seed; the cache folder is keyed on all of these settings
 
 
@@ -54,6 +55,13 @@ class DataConfig(_Section):
     source: Union[str, list[Union[str, dict[str, Any]]]] = "synthetic"
     val: Union[str, list[Union[str, dict[str, Any]]], None] = None  # validation split, same forms; None = hold out val_fraction
     val_fraction: float = Field(0.1, gt=0, lt=1)  # share of `source` held out when `val` is not given
+    # `mtvision compare`'s test split, same forms: every model is scored on it once, after
+    # selection on `val`; None = hold out test_fraction of `source` first (synthetic: num_test scenes).
+    test: Union[str, list[Union[str, dict[str, Any]]], None] = None
+    test_fraction: float = Field(0.1, gt=0, lt=1)  # share of `source` held out as the test split when `test` is not given
+    # {task: fraction}: keep that task's labels on a seeded `fraction` of the training images
+    # (the others keep theirs), e.g. {depth: 0.05} asks whether a scarce-label task gains from the others.
+    label_fraction: dict[str, float] = {}
     synthetic: SyntheticConfig = SyntheticConfig()  # used only when source is "synthetic"
     cache: str = ".cache/synthetic"  # generated scenes are cached here, keyed on their settings
     image_size: Union[int, tuple[int, int]] = 64  # network input (H, W) or one side; every image is resized to it
@@ -61,6 +69,15 @@ class DataConfig(_Section):
     batch_size: int = Field(32, ge=1)  # per process; under torchrun the global batch is N times this
     workers: int = Field(0, ge=0)  # data-loader processes; 0 loads in the main process (best on 2 cores)
     skip_corrupt: bool = False  # skip unreadable images instead of failing (logged); off = fail loudly
+
+
+    @field_validator("label_fraction")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        wrong = {task: f for task, f in value.items() if not 0 < f <= 1}
+        if wrong:
+            raise ValueError(f"label fractions must be in (0, 1]: {wrong}")
+        return value
 
 
 class TaskConfig(_Section):

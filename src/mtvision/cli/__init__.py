@@ -24,6 +24,7 @@ def main() -> None:
 
 
 # Subcommand modules register themselves on `app` / `data_app` when imported.
+from mtvision.cli import compare as _compare  # noqa: E402,F401
 from mtvision.cli import data_exports as _data_exports  # noqa: E402,F401
 from mtvision.cli import data_synth_preview as _data_synth_preview  # noqa: E402,F401
 from mtvision.cli import eval_coco as _eval_coco  # noqa: E402,F401

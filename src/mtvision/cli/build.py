@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 import typer
@@ -20,12 +20,12 @@ from torch.utils.data import DataLoader
 from mtvision.balancing import Balancer, create
 from mtvision.config import Config, ConfigError, dump_config, load_config
 from mtvision.data.dataset import MultiTaskDataset, collate
-from mtvision.data.record import DatasetRecord, split_record
+from mtvision.data.record import DatasetRecord, split_record, thin_labels
 from mtvision.data.sources import read_record
 from mtvision.data.transforms import build_transforms
 from mtvision.engine import checkpoint as ckpt
 from mtvision.engine.distributed import DistInfo
-from mtvision.engine.synthetic_cache import cached_synthetic
+from mtvision.engine.synthetic_cache import cached_synthetic, cached_synthetic_test
 from mtvision.engine.trainer import BalancingSettings, Trainer, TrainSettings
 from mtvision.models import MultiTaskModel, TaskSpec, build_model
 from mtvision.structures import TaskInfo
@@ -34,16 +34,27 @@ from mtvision.tasks import task_type
 console = Console()
 
 
-def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[Path]
-            ) -> tuple[Trainer, MultiTaskDataset]:
-    """Data, model and trainer of ``cfg`` (resumed from ``resume`` when given); also the val set."""
+class Splits(NamedTuple):
+    """The records of a run: trained on, selected on, and (for ``compare``) scored on."""
+
+    train: DatasetRecord
+    val: DatasetRecord
+    test: DatasetRecord | None = None
+
+
+def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[Path],
+            run_dir: Optional[Path] = None, data: Optional[Splits] = None) -> tuple[Trainer, MultiTaskDataset]:
+    """Data, model and trainer of ``cfg`` (resumed from ``resume`` when given); also the val set.
+
+    ``run_dir`` defaults to a new ``runs/<name>`` folder, ``data`` to :func:`splits` of ``cfg``.
+    """
     ckpt.seed_everything(cfg.run.seed)
-    for task in cfg.tasks.values():  # imports a user's task module, which may declare the kind its data needs
-        task_type(task.type)
-    train_record, val_record = records(cfg, info)
+    import_task_types(cfg)
+    train_record, val_record, _ = data or splits(cfg, info)
     infos = task_infos(cfg, train_record)
     model = model_of(cfg, infos)
-    run_dir = resume.resolve().parent.parent if resume else new_run_dir(Path(cfg.run.output) / cfg.run.name)
+    if run_dir is None:
+        run_dir = resume.resolve().parent.parent if resume else new_run_dir(Path(cfg.run.output) / cfg.run.name)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(dump_config(cfg))
@@ -76,16 +87,42 @@ def load(path: Optional[Path], overrides: list[str], base: Optional[dict] = None
         raise typer.Exit(2) from None
 
 
-def records(cfg: Config, info: DistInfo) -> tuple[DatasetRecord, DatasetRecord]:
+def import_task_types(cfg: Config) -> None:
+    """Import every configured task type first: a user's module may declare the kind its data needs."""
+    for task in cfg.tasks.values():
+        task_type(task.type)
+
+
+def splits(cfg: Config, info: DistInfo, test: bool = False) -> Splits:
+    """Train and validation records, and with ``test`` the test split that only ``compare`` scores.
+
+    A user dataset without ``data.test`` gives up ``test_fraction`` of its images first, with a
+    fixed seed so that every seed of a comparison is scored on the same images; ``val_fraction``
+    is then held out of the rest with the run's seed. ``label_fraction`` thins the training labels.
+    """
     data = cfg.data
+    held_out = None
     if data.source == "synthetic":
         s = data.synthetic
-        train, val = cached_synthetic(Path(data.cache), s.num_train, s.num_val, s.size, s.max_objects, s.seed, info)
-        return read_record(train), read_record(val)
-    record = read_record(data.source)
-    if data.val is not None:
-        return record, read_record(data.val)
-    return split_record(record, data.val_fraction, cfg.run.seed)
+        train_path, val_path = cached_synthetic(Path(data.cache), s.num_train, s.num_val, s.size, s.max_objects,
+                                                s.seed, info)
+        train, val = read_record(train_path), read_record(val_path)
+        if test:
+            held_out = read_record(cached_synthetic_test(Path(data.cache), s.num_train, s.num_val, s.num_test, s.size,
+                                                         s.max_objects, s.seed, info))
+    else:
+        record = read_record(data.source)
+        if test:
+            record, held_out = (record, read_record(data.test)) if data.test is not None else \
+                split_record(record, data.test_fraction, seed=0)
+        train, val = (record, read_record(data.val)) if data.val is not None else \
+            split_record(record, data.val_fraction, cfg.run.seed)
+    if data.label_fraction:
+        try:
+            train = thin_labels(train, data.label_fraction, cfg.run.seed)
+        except ValueError as err:
+            raise typer.BadParameter(str(err)) from None
+    return Splits(train, val, held_out)
 
 
 def task_infos(cfg: Config, record: DatasetRecord) -> dict[str, TaskInfo]:

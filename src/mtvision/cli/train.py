@@ -71,7 +71,7 @@ def val(
     if split not in ("val", "train"):
         raise typer.BadParameter("--split must be val or train")
     device = resolve_device(cfg.run.device)
-    train_record, val_record = (read_record(data), None) if data else build.records(cfg, DistInfo())
+    train_record, val_record = (read_record(data), None) if data else build.splits(cfg, DistInfo())[:2]
     record = train_record if data or split == "train" else val_record
     dataset = build.dataset(cfg, record, infos, train=False)
     loader = build.eval_loader(cfg, dataset, batch_size)

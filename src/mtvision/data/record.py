@@ -22,7 +22,7 @@ Example:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Union
@@ -108,6 +108,27 @@ def resolve(root: Path, path: str) -> Path:
     """``path`` relative to ``root`` unless it is absolute."""
     p = Path(path)
     return p if p.is_absolute() else Path(root) / p
+
+
+def thin_labels(record: DatasetRecord, fractions: Mapping[str, float], seed: int) -> DatasetRecord:
+    """``record`` with each task of ``fractions`` labelled on only that share of its images.
+
+    Of the ``n`` images labelled for a task, exactly ``max(1, round(fraction * n))`` keep the
+    label, drawn with a generator seeded by ``seed`` and the task name (so the subset is the
+    same for every model of a comparison and independent of the other tasks); the rest become
+    unlabelled for that task (partial labels), keeping their other tasks.
+    """
+    if unknown := sorted(set(fractions) - set(record.tasks)):
+        raise ValueError(f"label_fraction names {', '.join(unknown)}, not tasks of the dataset: {', '.join(record.tasks)}")
+    images = [replace(image, targets=dict(image.targets)) for image in record.images]
+    for task, fraction in fractions.items():
+        labelled = [i for i, image in enumerate(images) if task in image.targets]
+        if not labelled:
+            continue
+        keep = set(random.Random(f"{seed}:{task}").sample(labelled, max(1, round(fraction * len(labelled)))))
+        for i in set(labelled) - keep:
+            del images[i].targets[task]
+    return replace(record, images=images)
 
 
 def split_record(record: DatasetRecord, val_fraction: float, seed: int) -> tuple[DatasetRecord, DatasetRecord]:

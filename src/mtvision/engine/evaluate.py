@@ -27,16 +27,18 @@ Results = dict[str, dict[str, float]]  # task -> metric -> value
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable[Batch], device: torch.device,
-             amp_dtype: torch.dtype | None = None) -> Results:
+             amp_dtype: torch.dtype | None = None, test: bool = False) -> Results:
     """``{task: {metric: value, "loss": mean loss}}`` over every batch of ``loader``.
 
     The mean loss weighs each batch by its number of labelled images, so it is the loss of
-    the split whatever the batch sizes. ``model`` is left in eval mode.
+    the split whatever the batch sizes. ``model`` is left in eval mode. ``test`` scores a test
+    split once with each task's test metric (the literature's, where it is slower than the
+    metric that selects checkpoints every epoch).
     """
     model = unwrap(model)  # no DDP wrapper: evaluation needs no gradient sync
     model.eval()
     tasks: dict[str, Task] = dict(model.tasks.items())
-    metrics = {name: task.make_metric() for name, task in tasks.items()}
+    metrics = {name: task.make_test_metric() if test else task.make_metric() for name, task in tasks.items()}
     loss_sums = torch.zeros(2, len(tasks), device=device, dtype=torch.float64)  # [sum of loss * n, n]
     for batch in loader:
         batch = batch.to(device, non_blocking=True)

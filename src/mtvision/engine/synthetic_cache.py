@@ -37,20 +37,41 @@ def cached_synthetic(cache: Path, num_train: int, num_val: int, size: int, max_o
     """
     settings = {"num_train": num_train, "num_val": num_val, "size": size, "max_objects": max_objects,
                 "seed": seed, "version": CACHE_VERSION}
-    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(cache) / key
-    if (dist_info is None or dist_info.is_main) and not folder.is_dir():
-        _render(folder, settings)
-    barrier()
+    splits = {"train": (num_train, seed), "val": (num_val, seed + num_train)}
+    folder = _cached(Path(cache), settings, splits, dist_info)
     return folder / "train" / "dataset.json", folder / "val" / "dataset.json"
 
 
-def _render(folder: Path, settings: dict[str, int]) -> None:
+def cached_synthetic_test(cache: Path, num_train: int, num_val: int, num_test: int, size: int, max_objects: int,
+                          seed: int, dist_info: DistInfo | None = None) -> Path:
+    """Dataset JSON of the test scenes (``mtvision compare``), rendered on first use.
+
+    They use the seeds right after the validation ones: a scene is in one split only, and
+    the training and validation caches (the demo's) stay as they are.
+    """
+    settings = {"num_train": num_train, "num_val": num_val, "num_test": num_test, "size": size,
+                "max_objects": max_objects, "seed": seed, "version": CACHE_VERSION}
+    folder = _cached(Path(cache), settings, {"test": (num_test, seed + num_train + num_val)}, dist_info)
+    return folder / "test" / "dataset.json"
+
+
+def _cached(cache: Path, settings: dict[str, int], splits: dict[str, tuple[int, int]],
+            dist_info: DistInfo | None) -> Path:
+    """The folder of ``settings`` (a hash of them), rendered by the main process when missing."""
+    folder = cache / hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    if (dist_info is None or dist_info.is_main) and not folder.is_dir():
+        _render(folder, settings, splits)
+    barrier()
+    return folder
+
+
+def _render(folder: Path, settings: dict[str, int], splits: dict[str, tuple[int, int]]) -> None:
+    """Each split's ``(count, first seed)`` scenes, written to a temporary folder renamed into place."""
     temp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(temp, ignore_errors=True)
-    common = {"size": settings["size"], "max_objects": settings["max_objects"]}
-    export_synthetic(temp / "train", num=settings["num_train"], seed=settings["seed"], **common)
-    export_synthetic(temp / "val", num=settings["num_val"], seed=settings["seed"] + settings["num_train"], **common)
+    for name, (count, first_seed) in splits.items():
+        export_synthetic(temp / name, num=count, seed=first_seed, size=settings["size"],
+                         max_objects=settings["max_objects"])
     (temp / "settings.json").write_text(json.dumps(settings, indent=1))
     try:
         os.replace(temp, folder)

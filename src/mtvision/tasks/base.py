@@ -159,6 +159,12 @@ class Task(nn.Module):
     def make_metric(self) -> Metric:
         raise NotImplementedError
 
+    def make_test_metric(self) -> Metric:
+        """The metric a test split is scored with once (``mtvision compare``); by default the
+        validation one. A task overrides it where the literature's metric is too slow to
+        select checkpoints with every epoch (edges: BSDS ODS-F)."""
+        return self.make_metric()
+
     # --- constant baseline ----------------------------------------------------------
     def baseline_statistics(self, target: Any) -> tuple[Tensor, Tensor] | None:
         """``(sum, count)`` of a batch of targets, from which :meth:`constant_prediction`
