@@ -1,0 +1,1 @@
+"""analysis/: compare, Δm, efficiency, affinity — judges models trained by the engine."""
