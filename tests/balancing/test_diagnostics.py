@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -95,14 +93,6 @@ def test_plots_draw_the_results_rows(tmp_path: Path, figures: list[Figure]) -> N
         plot_conflicts([{"epoch": 1}], tmp_path / "none.png")
 
 
-@pytest.fixture
-def figures(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Figure]]:
-    """The figures the plot functions draw, kept open for inspection instead of closed."""
-    close, kept = plt.close, []
-    monkeypatch.setattr(plt, "close", kept.append)
-    yield kept
-    for fig in kept:
-        close(fig)
 
 
 def pixel(fig: Figure, ax: Axes, path: Path, xy: tuple[float, float]) -> np.ndarray:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -80,14 +78,6 @@ def test_results_plot_has_a_row_per_task_and_one_for_the_run(tmp_path: Path, fig
     assert_saved(fig, drawn)
 
 
-@pytest.fixture
-def figures(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Figure]]:
-    """The figures the plot functions draw, kept open for inspection instead of closed."""
-    close, kept = plt.close, []
-    monkeypatch.setattr(plt, "close", kept.append)
-    yield kept
-    for fig in kept:
-        close(fig)
 
 
 def assert_saved(fig: Figure, path: Path) -> None:

@@ -29,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor
@@ -41,28 +41,36 @@ from mtvision.structures.vectors import unit_vectors
 __all__ = ["DepthMap", "NormalMap"]
 
 
-class DepthMap(tv_tensors.TVTensor):
-    """Metric depth, shape ``[1, H, W]`` float; 0 marks invalid pixels.
+class _DenseMap(tv_tensors.TVTensor):
+    """A float ``[channels, H, W]`` map; subclasses set ``channels``."""
+
+    channels: ClassVar[int]
+
+    @classmethod
+    def _wrap(cls, tensor: Tensor) -> _DenseMap:
+        return tensor.as_subclass(cls)
+
+    def __new__(cls, data: Any, *, dtype: torch.dtype | None = None, device: Any = None,
+                requires_grad: bool | None = None) -> _DenseMap:
+        tensor = cls._to_tensor(data, dtype=dtype or torch.float32, device=device, requires_grad=requires_grad)
+        if tensor.ndim == 2 and cls.channels == 1:
+            tensor = tensor.unsqueeze(0)
+        if tensor.ndim != 3 or tensor.shape[0] != cls.channels:
+            raise ValueError(f"{cls.__name__} must have shape [{cls.channels}, H, W], got {tuple(tensor.shape)}")
+        return cls._wrap(tensor)
+
+
+class DepthMap(_DenseMap):
+    """Metric depth, shape ``[1, H, W]`` float (an ``[H, W]`` input gains the axis); 0 marks invalid pixels.
 
     Geometric transforms resample it with nearest neighbour (no blending across object
     boundaries); colour transforms leave it untouched.
     """
 
-    @classmethod
-    def _wrap(cls, tensor: Tensor) -> DepthMap:
-        return tensor.as_subclass(cls)
-
-    def __new__(cls, data: Any, *, dtype: torch.dtype | None = None, device: Any = None,
-                requires_grad: bool | None = None) -> DepthMap:
-        tensor = cls._to_tensor(data, dtype=dtype or torch.float32, device=device, requires_grad=requires_grad)
-        if tensor.ndim == 2:
-            tensor = tensor.unsqueeze(0)
-        if tensor.ndim != 3 or tensor.shape[0] != 1:
-            raise ValueError(f"DepthMap must have shape [1, H, W], got {tuple(tensor.shape)}")
-        return cls._wrap(tensor)
+    channels = 1
 
 
-class NormalMap(tv_tensors.TVTensor):
+class NormalMap(_DenseMap):
     """Unit surface normals in the camera frame, shape ``[3, H, W]`` float.
 
     Pixels without a normal (sky, invalid) hold the zero vector. Flips negate the flipped
@@ -70,16 +78,8 @@ class NormalMap(tv_tensors.TVTensor):
     consistent with the transformed image.
     """
 
-    @classmethod
-    def _wrap(cls, tensor: Tensor) -> NormalMap:
-        return tensor.as_subclass(cls)
+    channels = 3
 
-    def __new__(cls, data: Any, *, dtype: torch.dtype | None = None, device: Any = None,
-                requires_grad: bool | None = None) -> NormalMap:
-        tensor = cls._to_tensor(data, dtype=dtype or torch.float32, device=device, requires_grad=requires_grad)
-        if tensor.ndim != 3 or tensor.shape[0] != 3:
-            raise ValueError(f"NormalMap must have shape [3, H, W], got {tuple(tensor.shape)}")
-        return cls._wrap(tensor)
 
 _SPATIAL = (
     F.resize, F.crop, F.center_crop, F.resized_crop, F.pad, F.perspective, F.elastic,

@@ -42,21 +42,9 @@ from typing import Any
 
 from mtvision.data.errors import PARSE_ERRORS, FormatError, describe
 from mtvision.data.formats._files import safe_relpath
-from mtvision.data.formats._shapes import (
-    Box,
-    Draft,
-    bounds,
-    check_canvas,
-    decode_cvat_rle,
-    ellipse_polygon,
-    finish_instances,
-    finish_labels,
-    flatten,
-    mask_region,
-    merge_group,
-    paste,
-    rotate,
-)
+from mtvision.data.formats._shapes import (Box, Draft, bounds, check_canvas, decode_cvat_rle, ellipse_polygon,
+                                           finish_instances, finish_labels, flatten, mask_region, merge_group, paste,
+                                           rotate)
 from mtvision.data.formats.registry import register_format
 from mtvision.data.record import DatasetRecord, ImageRecord
 from mtvision.structures import Rle

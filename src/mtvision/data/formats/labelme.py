@@ -48,18 +48,8 @@ from PIL import Image
 
 from mtvision.data.errors import PARSE_ERRORS, FormatError, describe, require
 from mtvision.data.formats._files import image_size, load_json, read_text, safe_relpath
-from mtvision.data.formats._shapes import (
-    Draft,
-    bounds,
-    check_canvas,
-    ellipse_polygon,
-    finish_instances,
-    finish_labels,
-    flatten,
-    mask_region,
-    merge_group,
-    paste,
-)
+from mtvision.data.formats._shapes import (Draft, bounds, check_canvas, ellipse_polygon, finish_instances,
+                                           finish_labels, flatten, mask_region, merge_group, paste)
 from mtvision.data.formats.registry import register_format
 from mtvision.data.record import DatasetRecord, ImageRecord
 

@@ -7,26 +7,7 @@
 * :mod:`~mtvision.data.synthetic.combined_writer` — tensor samples written out in the combined format.
 """
 
-from mtvision.data.synthetic.scenes import (
-                                            FLIP_IDX,
-                                            KEYPOINT_NAMES,
-                                            LIGHTING_CLASSES,
-                                            MIN_PIXELS,
-                                            SEMANTIC_CLASSES,
-                                            SHAPES,
-                                            SKELETON,
-                                            Camera,
-                                            Light,
-                                            Plane,
-                                            SceneObject,
-                                            SceneSpec,
-                                            SyntheticDataset,
-                                            render,
-                                            render_scene,
-                                            sample_scene,
-                                            synthetic_tasks,
-)
+from mtvision.data.synthetic import scenes as _scenes
+from mtvision.data.synthetic.scenes import *  # noqa: F403  (the public API of the room is scenes's)
 
-__all__ = ["SHAPES", "SEMANTIC_CLASSES", "LIGHTING_CLASSES", "KEYPOINT_NAMES", "SKELETON", "FLIP_IDX", "MIN_PIXELS",
-           "Camera", "Light", "Plane", "SceneObject", "SceneSpec", "sample_scene", "synthetic_tasks",
-           "render", "render_scene", "SyntheticDataset"]
+__all__ = _scenes.__all__

@@ -5,22 +5,7 @@
 * :mod:`~mtvision.data.transforms.instances` — steps that need whole instances (flip with ``flip_idx``, sanitising).
 """
 
-from mtvision.data.transforms.presets import (
-                                              IMAGENET_MEAN,
-                                              IMAGENET_STD,
-                                              BoxesFromMasks,
-                                              Letterbox,
-                                              Preset,
-                                              RandomFitScale,
-                                              RandomHorizontalFlip,
-                                              SanitizeInstances,
-                                              SemanticVoidFill,
-                                              build_transforms,
-                                              check_sample,
-                                              flip_keypoints,
-                                              sanitize_instances,
-)
+from mtvision.data.transforms import presets as _presets
+from mtvision.data.transforms.presets import *  # noqa: F403  (the public API of the room is presets's)
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "BoxesFromMasks", "Letterbox", "Preset", "RandomFitScale",
-           "RandomHorizontalFlip", "SanitizeInstances", "SemanticVoidFill", "build_transforms", "check_sample",
-           "flip_keypoints", "sanitize_instances"]
+__all__ = _presets.__all__
