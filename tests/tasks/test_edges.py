@@ -50,3 +50,23 @@ def test_postprocess_draw_and_json(build: Callable[..., Task]) -> None:
     assert task.to_json(output) == {"edge_fraction": 0.5}
     picture = task.draw(np.full((1, 2, 3), 100, dtype=np.uint8), output)
     assert picture[0, :, 0].tolist() == [229, 51]  # white edges over the image darkened to 40
+
+
+def test_test_metric_adds_bsds_scores_that_thin_before_matching() -> None:
+    """A 2-px-thick prediction of a 1-px edge: the pixel F-score pays for the extra row
+    (precision 1/2), BSDS thins it to one line first and matches it within the radius."""
+    from mtvision.structures import TaskInfo
+    from mtvision.tasks import create_task
+
+    task = create_task("edges", "edges", TaskInfo(kind="edges"), channels=8, strides=[4], bsds_max_dist=0.05)
+    assert set(task.test_metrics_higher_is_better) == {"ods_f", "bsds_ods_f", "bsds_ois_f"}
+    target = torch.zeros(2, 1, 32, 32, dtype=torch.uint8)
+    target[:, :, 16, 4:28] = 1
+    prediction = torch.full((2, 1, 32, 32), -8.0)
+    prediction[:, :, 16:18, 4:28] = 8.0
+    metric = task.make_test_metric()
+    metric.update(prediction, target)
+    result = metric.compute()
+    assert result["ods_f"] == pytest.approx(2 / 3)  # P = 24 / 48, R = 1
+    assert result["bsds_ods_f"] > 0.95 and result["bsds_ois_f"] == pytest.approx(result["bsds_ods_f"], abs=0.02)
+    assert set(task.make_metric().compute()) == {"ods_f", "ods_threshold"}  # validation stays fast

@@ -145,7 +145,7 @@ def _cost(cfg: Config, folder: Path, device: torch.device) -> dict[str, float]:
 def _directions(folder: Path, task: str) -> dict[str, bool]:
     """``{metric: higher_is_better}`` of ``task`` as its task module states it."""
     _, model, _ = build.restore(folder / "weights" / "best.pt")
-    return dict(model.tasks[task].metrics_higher_is_better)
+    return dict(model.tasks[task].test_metrics_higher_is_better)
 
 
 def _baseline_root(baseline: Path, cfg: Config) -> Path:

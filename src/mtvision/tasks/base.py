@@ -159,6 +159,11 @@ class Task(nn.Module):
     def make_metric(self) -> Metric:
         raise NotImplementedError
 
+    @property
+    def test_metrics_higher_is_better(self) -> dict[str, bool]:
+        """The directions of what :meth:`make_test_metric` reports (by default the validation metrics)."""
+        return self.metrics_higher_is_better
+
     def make_test_metric(self) -> Metric:
         """The metric a test split is scored with once (``mtvision compare``); by default the
         validation one. A task overrides it where the literature's metric is too slow to

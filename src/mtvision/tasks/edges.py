@@ -41,6 +41,7 @@ from mtvision.structures import TaskInfo
 from mtvision.tasks._metrics import SplitMetric, f_score, safe_div
 from mtvision.tasks.base import Metric, register
 from mtvision.tasks.dense_head import DenseTask, constant_map, fit, per_image
+from mtvision.tasks.edge_bsds import DEFAULT_THRESHOLDS, EdgeODS, f_measure, image_counts
 from mtvision.tasks.kinds import single_channel, target_kind
 
 
@@ -61,11 +62,14 @@ class Edges(DenseTask):
     metrics_higher_is_better = {"ods_f": True}
 
     def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int], *, hidden: int = 32,
-                 tolerance: int = 0, num_thresholds: int = 99, threshold: float = 0.5) -> None:
+                 tolerance: int = 0, num_thresholds: int = 99, threshold: float = 0.5,
+                 bsds_max_dist: float = 0.0075, bsds_thresholds: int = DEFAULT_THRESHOLDS) -> None:
         super().__init__(name, info, channels, strides, out_channels=1, hidden=hidden)
         self.tolerance = tolerance  # metric matching radius in pixels
         self.num_thresholds = num_thresholds  # ODS grid size
         self.threshold = threshold  # edge / no edge in to_json
+        self.bsds_max_dist = bsds_max_dist  # test metric's matching radius / image diagonal: 0.0075 PASCAL-Context, 0.011 NYUD-v2
+        self.bsds_thresholds = bsds_thresholds
 
     def loss(self, prediction: Tensor, target: Tensor) -> dict[str, Tensor]:
         """HED class-balanced BCE; with no positive pixel the weight is irrelevant (1)."""
@@ -84,6 +88,16 @@ class Edges(DenseTask):
 
     def make_metric(self) -> Metric:
         return ODSMetric(self.num_thresholds, self.tolerance)
+
+    @property
+    def test_metrics_higher_is_better(self) -> dict[str, bool]:
+        return {**self.metrics_higher_is_better, "bsds_ods_f": True, "bsds_ois_f": True}
+
+    def make_test_metric(self) -> Metric:
+        """The fast pixel F-score plus the literature's BSDS ODS / OIS F (thinned, matched within
+        ``bsds_max_dist`` × diagonal): comparable with NYUD-v2 / PASCAL-Context tables, too slow
+        to select checkpoints with every epoch."""
+        return BSDSMetric(self.num_thresholds, self.tolerance, self.bsds_thresholds, self.bsds_max_dist)
 
     def postprocess(self, prediction: Tensor) -> list[np.ndarray]:
         """One ``[H, W]`` float32 edge probability map per image."""
@@ -135,6 +149,33 @@ class ODSMetric(SplitMetric):
         f = f_score(safe_div(tp_pred, tp_pred + fp), safe_div(tp_edge, self.sums["edges"]))
         best = int(f.argmax())
         return {"ods_f": float(f[best]), "ods_threshold": float(self.thresholds[best])}
+
+
+class BSDSMetric(ODSMetric):
+    """:class:`ODSMetric` plus BSDS's counts per image (:mod:`mtvision.tasks.edge_bsds`), summed so
+    that ranks merge exactly."""
+
+    keys = ("ods_f", "ods_threshold", "bsds_ods_f", "bsds_ois_f")
+
+    def __init__(self, num_thresholds: int, tolerance: int, bsds_thresholds: int, max_dist: float) -> None:
+        super().__init__(num_thresholds, tolerance)
+        self.bsds = EdgeODS(bsds_thresholds, max_dist)  # its grid and radius; the sums live in self.sums
+
+    def update(self, prediction: Tensor, target: Tensor) -> None:
+        super().update(prediction, target)
+        probabilities = prediction.detach().float().sigmoid()[:, 0].cpu().numpy()
+        for probs, edges in zip(probabilities, target.bool()[:, 0].cpu().numpy()):
+            counts = image_counts(probs, edges, self.bsds.thresholds, self.bsds.max_dist)
+            self.add("bsds_counts", torch.from_numpy(counts))
+            self.add("bsds_ois_counts", torch.from_numpy(counts[:, int(np.argmax(f_measure(counts)[2]))]))
+            self.add("bsds_images", torch.tensor(1.0))
+
+    def result(self) -> dict[str, float]:
+        ods = EdgeODS(self.bsds.thresholds, self.bsds.max_dist)
+        ods.counts, ods.ois_counts = self.sums["bsds_counts"].numpy(), self.sums["bsds_ois_counts"].numpy()
+        ods.images = int(self.sums["bsds_images"])
+        scores = ods.compute()
+        return {**super().result(), "bsds_ods_f": scores["ods_f"], "bsds_ois_f": scores["ois_f"]}
 
 
 def _at_least(histogram: Tensor) -> Tensor:
