@@ -16,7 +16,7 @@ gathers the seeds and measures the costs. Single-task runs that an earlier study
 trained with identical settings are copied, not retrained (a task's runs do not depend on
 which other tasks are compared). Writes docs/mtl_benefit.md.
 
-    python benchmarks/mtl_benefit.py --jobs 2            # about 25 minutes on 2 CPU cores
+    python benchmarks/mtl_benefit.py --jobs 2            # about 40 minutes on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "runs"
-COMMON = ["data.synthetic.num_train=600", "data.synthetic.num_val=100", "data.synthetic.num_test=200",
+COMMON = ["data.synthetic.num_train=300", "data.synthetic.num_val=100", "data.synthetic.num_test=200",
           "train.epochs=6", "train.predict_images=0", "balancing.diagnostics=false"]
 DENSE = ["classes", "lighting", "semseg", "depth", "normals", "edges"]
 STUDIES = {
