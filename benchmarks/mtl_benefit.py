@@ -5,12 +5,14 @@
 (b) ``scarce_depth``: the same with depth labelled on 5 % of the training images
     (``data.label_fraction.depth=0.05``): does a scarce-label task gain from the others?
 (c) ``with_detection``: (b) plus detection with masks and keypoints.
-(d) ``lever_<method>``: (a)'s multi-task model with another balancing method, against (a)'s
-    single-task runs (``--baseline``), when (a)'s Δm is negative.
+(d) ``lever_<method>``: (a)'s multi-task model with another balancing method (Nash-MTL, the
+    best of docs/balancing_study.md), against (a)'s single-task runs (``--baseline``), when
+    (a)'s Δm is negative.
 
 Every model has the same budget (data, augmentation, optimizer, schedule, epochs); each is
 selected on the validation scenes (the multi-task model on semseg mIoU, as the demo; each
-single-task model on its own primary metric) and scored once on 200 test scenes, for 3 seeds. Seeds run
+single-task model on its own primary metric) and scored once on 200 test scenes, for 3
+seeds. Seeds run
 as parallel one-thread jobs (``--jobs``); a last ``compare`` per study, alone on the machine,
 gathers the seeds and measures the costs. Single-task runs that an earlier study already
 trained with identical settings are copied, not retrained (a task's runs do not depend on
@@ -116,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--levers", nargs="*", default=["uw", "famo"], help="balancing methods tried when Δm < 0")
+    parser.add_argument("--levers", nargs="*", default=["nash_mtl"], help="balancing methods tried when Δm < 0")
     args = parser.parse_args()
     start = time.perf_counter()
     run_seeds(args.seeds, args.jobs)
