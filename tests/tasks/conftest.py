@@ -8,13 +8,11 @@ import pytest
 import torch
 
 from mtvision.structures import TaskInfo
-from mtvision.tasks import Task, create_task
+from mtvision.tasks import Task, create_task, task_type
 
 STRIDES = [4, 8, 16, 32]
 CHANNELS = 16
 IMAGE_SIZE = (64, 64)
-KIND_OF = {"classification": "label", "semantic_segmentation": "semantic", "depth": "depth",
-           "normals": "normals", "edges": "edges"}
 
 
 @pytest.fixture
@@ -29,7 +27,7 @@ def build() -> Callable[..., Task]:
     """``build(kind, classes=[...], multi_label=False, **options)`` -> a task named after its kind."""
 
     def make(kind: str, classes: list[str] | None = None, multi_label: bool = False, **options: Any) -> Task:
-        info = TaskInfo(kind=KIND_OF[kind], classes=classes or [], multi_label=multi_label)  # type: ignore[arg-type]
+        info = TaskInfo(kind=task_type(kind).target_kind, classes=classes or [], multi_label=multi_label)
         return create_task(kind, kind, info, CHANNELS, STRIDES, **options)
 
     return make
