@@ -46,7 +46,7 @@ def summarise_comparison(tasks: dict[str, dict[str, bool]], runs: dict[str, list
         models[name] = {"metrics": mean, "std": std, "seeds": len(per_seed), **costs.get(name, {})}
     singles = [name for name in costs if name.startswith("single/")]
     if singles:
-        models[SEPARATE] = {**models.get(SEPARATE, {}), **_separate_cost([costs[name] for name in singles])}
+        models[SEPARATE] = _separate_cost([costs[name] for name in singles])
     return {"tasks": tasks, "models": models, "delta_m": {"multitask": _delta_m(tasks, runs)}}
 
 

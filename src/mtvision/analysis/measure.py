@@ -8,9 +8,6 @@ memory of one training step (the trainer's own ``train_step`` with AdamW and equ
 weights, on a copy of the model so the trained weights are untouched).
 
 Example:
-    >>> import torch
-    >>> from mtvision.models import build_model
-    >>> model = build_model("test_resnet.r160_in1k", tasks={}, neck_channels=8)
     >>> COST_KEYS["params"]
     ('parameters', 'M', 'sum')
 """

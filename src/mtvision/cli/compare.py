@@ -63,14 +63,16 @@ def compare(
     names = list(cfg.tasks)
     plan = [(seed, model) for seed in seeds for model in [MULTI, *(f"single/{t}" for t in names)]]
     runs: dict[str, list[dict[str, float]]] = {}
+
+    def folder_of(model: str, seed: int) -> Path:
+        return (root if model == MULTI else single_root) / f"seed{seed}" / model.replace("/", "-")
+
     for number, (seed, model) in enumerate(plan, start=1):
-        folder = (root if model == MULTI else single_root) / f"seed{seed}" / model.replace("/", "-")
+        folder = folder_of(model, seed)
         console.print(f"[bold]model {number} of {len(plan)}[/bold]: {model}, seed {seed} -> {folder}")
         runs.setdefault(model, []).append(_train_and_test(_variant(cfg, model, seed), folder, device))
-    costs = {model: _cost(_variant(cfg, model, seeds[0]), (root if model == MULTI else single_root)
-                          / f"seed{seeds[0]}" / model.replace("/", "-"), device) for model in runs}
-    directions = {name: _directions(root / f"seed{seeds[0]}" / MULTI, name) for name in names}
-    summary = summarise_comparison(directions, runs, costs)
+    costs = {model: _cost(_variant(cfg, model, seeds[0]), folder_of(model, seeds[0]), device) for model in runs}
+    summary = summarise_comparison(_directions(folder_of(MULTI, seeds[0])), runs, costs)
     command = "mtvision compare " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
     write_outputs(summary, root, command, describe_device(device))
     _print(summary, root)
@@ -142,10 +144,10 @@ def _cost(cfg: Config, folder: Path, device: torch.device) -> dict[str, float]:
     return measure(model, weights, batch, device)
 
 
-def _directions(folder: Path, task: str) -> dict[str, bool]:
-    """``{metric: higher_is_better}`` of ``task`` as its task module states it."""
+def _directions(folder: Path) -> dict[str, dict[str, bool]]:
+    """``{task: {metric: higher_is_better}}`` as each task module states it (one checkpoint read)."""
     _, model, _ = build.restore(folder / "weights" / "best.pt")
-    return dict(model.tasks[task].test_metrics_higher_is_better)
+    return {name: dict(task.test_metrics_higher_is_better) for name, task in model.tasks.items()}
 
 
 def _baseline_root(baseline: Path, cfg: Config) -> Path:
