@@ -37,6 +37,7 @@ from mtvision.cli import app, build
 from mtvision.cli.build import Splits, console
 from mtvision.config import Config
 from mtvision.data.dataset import collate
+from mtvision.data.record import DatasetRecord
 from mtvision.engine.distributed import DistInfo, resolve_device
 from mtvision.engine.evaluate import evaluate
 from mtvision.engine.optim import resolve_amp
@@ -71,7 +72,8 @@ def compare(
         folder = folder_of(model, seed)
         console.print(f"[bold]model {number} of {len(plan)}[/bold]: {model}, seed {seed} -> {folder}")
         runs.setdefault(model, []).append(_train_and_test(_variant(cfg, model, seed), folder, device))
-    costs = {model: _cost(_variant(cfg, model, seeds[0]), folder_of(model, seeds[0]), device) for model in runs}
+    train = build.splits(_variant(cfg, MULTI, seeds[0]), DistInfo()).train  # read once, for every model's batch
+    costs = {model: _cost(_variant(cfg, model, seeds[0]), folder_of(model, seeds[0]), train, device) for model in runs}
     summary = summarise_comparison(_directions(folder_of(MULTI, seeds[0])), runs, costs)
     command = "mtvision compare " + shlex.join(sys.argv[2:] if len(sys.argv) > 2 else [])
     write_outputs(summary, root, command, describe_device(device))
@@ -135,11 +137,11 @@ def _test(weights: Path, data: Splits, device: torch.device) -> dict[str, dict[s
     return evaluate(model.to(device), loader, device, resolve_amp(cfg.train.amp, device)[0], test=True)
 
 
-def _cost(cfg: Config, folder: Path, device: torch.device) -> dict[str, float]:
-    """The measured cost of the model in ``folder`` on this device, with one training batch."""
+def _cost(cfg: Config, folder: Path, train: DatasetRecord, device: torch.device) -> dict[str, float]:
+    """The measured cost of the model in ``folder`` on this device, with one batch of ``train``."""
     weights = folder / "weights" / "best.pt"
     _, model, infos = build.restore(weights)
-    train_set = build.dataset(cfg, build.splits(cfg, DistInfo()).train, infos, train=True)
+    train_set = build.dataset(cfg, train, infos, train=True)
     batch = collate([train_set[i] for i in range(min(cfg.data.batch_size, len(train_set)))])
     return measure(model, weights, batch, device)
 
