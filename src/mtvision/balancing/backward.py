@@ -80,10 +80,13 @@ class TaskParameters:
 def task_parameters(model: nn.Module) -> TaskParameters:
     """Split a multi-task model (unwrapped from DDP) into shared parameters and per-task heads.
 
-    A head is ``model.tasks[name]``; everything else trainable is shared. The order of
-    ``model.tasks`` is the task index a balancing method sees.
+    A task's own parameters are ``model.own_parameters(name)`` where the model defines it (an
+    architecture's per-task modules besides the head, e.g. MTAN's attention), else those of
+    ``model.tasks[name]``; everything else trainable is shared. The order of ``model.tasks``
+    is the task index a balancing method sees.
     """
-    heads = {name: [p for p in task.parameters() if p.requires_grad] for name, task in model.tasks.items()}
+    own = getattr(model, "own_parameters", None) or (lambda name: model.tasks[name].parameters())
+    heads = {name: [p for p in own(name) if p.requires_grad] for name in model.tasks}
     owned = {id(p) for group in heads.values() for p in group}
     return TaskParameters([p for p in model.parameters() if p.requires_grad and id(p) not in owned], heads)
 
