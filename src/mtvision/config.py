@@ -113,7 +113,9 @@ class BalancingConfig(_Section):
     weights: dict[str, float] = {}  # per-task weights for "fixed" ({task: w}); a task not listed weighs 1
     # Per-task gradients of the shared "parameters" or the shared "representation" (cheaper,
     # MGDA-UB style); auto = the method's own choice. Loss methods compute none either way.
-    gradients: Literal["auto", "parameters", "representation"] = "auto"
+    # "parameters" holds G[T, D] while it fits in memory, else streams G Gᵀ (one extra backward);
+    # "parameters_streamed" / "parameters_stored" force one (docs/balancing_cost.md).
+    gradients: Literal["auto", "parameters", "parameters_streamed", "parameters_stored", "representation"] = "auto"
     every: int = Field(1, ge=1)  # gradient methods: recompute weights every K steps, reuse them in between (K× cheaper)
     diagnostics: bool = True  # log task weights, gradient norms and cosines; draw balance.png / conflicts.png
 

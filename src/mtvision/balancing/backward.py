@@ -13,7 +13,18 @@ a loss method's own), ready for ``optimizer.step()`` / ``scaler.step(optimizer)`
   levels of the batch), the combined one is backpropagated once into the encoder. The
   features must not be computed from one another (true of the FPN), or it would count twice.
 
-A Gramian method (all but GradDrop and DB-MTL) is given a ``[k, k]`` factor of ``G Gᵀ``:
+Parameter mode has two paths for a Gramian method (a :class:`GramianBalancer`):
+``"parameters_stored"`` holds ``G`` (below); ``"parameters_streamed"`` never holds it —
+``G Gᵀ`` is summed one parameter tensor at a time from one task-batched backward that keeps
+the graph (:mod:`~mtvision.balancing._stream`), then one ordinary backward of
+``Σ_t w_t L_t`` writes every ``.grad`` (the heads get ``w_t ∇L_t`` from it). Streaming costs
+that extra backward; holding costs ``k × D`` floats. ``"parameters"`` picks by a memory
+estimate: stored while ``G`` takes under a quarter of the free memory where it would live,
+streamed beyond. Methods that need ``G`` itself (GradDrop, DB-MTL, MoCo, ExcessMTL,
+TrimmedMean) always take the stored path (a forced ``"parameters_streamed"`` warns), and so
+does a DDP step where a task is absent on some rank (the ranks' batched passes must pair up).
+
+A Gramian method (all but those) is given a ``[k, k]`` factor of ``G Gᵀ``:
 its weights depend on nothing else, so ``G Gᵀ`` (cache-sized blocks) and ``d = wᵀG`` (into
 buffers already in memory) are computed here, once. Each head gets its own task's gradient,
 from that task's call, times the task's weight (1 for GradDrop and DB-MTL).
@@ -46,6 +57,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -58,11 +70,13 @@ from torch import Tensor, nn
 from mtvision.balancing._ranks import Tasks, all_reduce_, all_reduce_grads_, gather_tasks
 from mtvision.balancing._rows import Rows, Strategy, Workspace, task_rows
 from mtvision.balancing._solvers import factor
+from mtvision.balancing._stream import available_bytes, every_rank_has_every_task, stored_bytes, streamed_gramian
 from mtvision.balancing.base import Balancer, GradientBalancer, GramianBalancer
 
 __all__ = ["BackwardResult", "TaskParameters", "balanced_backward", "task_parameters"]
 
-Mode = Literal["parameters", "representation"]
+Mode = Literal["parameters", "parameters_streamed", "parameters_stored", "representation"]
+STORED_SHARE = 4  # "parameters" holds G while it takes under 1/STORED_SHARE of the free memory
 BLOCK = 1 << 16  # columns of G per Gramian block: k rows of it stay in cache
 
 
@@ -95,7 +109,7 @@ def task_parameters(model: nn.Module) -> TaskParameters:
 class BackwardResult:
     """What the step logs: which path ran, the weights, and the gradient geometry on request."""
 
-    path: Literal["loss", "reuse", "parameters", "representation"]
+    path: Literal["loss", "reuse", "parameters", "parameters_streamed", "representation"]
     tasks: Tensor  # CPU LongTensor: indices of the tasks that had a row (present on any rank)
     weights: Tensor | None  # method.last_weights ([num_tasks], 0 for absent tasks), or None
     skipped: bool  # a non-finite gradient row: the optimiser step must be skipped
@@ -117,8 +131,9 @@ def balanced_backward(method: Balancer, losses: Mapping[str, Tensor], params: Ta
         params: from :func:`task_parameters`.
         features: the shared representation the heads read (``model.features(images)``);
             required in representation mode.
-        mode: per-task gradients of the ``"parameters"`` or the ``"representation"``
-            (default: the method's ``gradients_of``); loss methods ignore it.
+        mode: per-task gradients of the ``"parameters"`` (``"parameters_streamed"`` /
+            ``"parameters_stored"`` force a path) or the ``"representation"`` (default: the
+            method's ``gradients_of``); loss methods ignore it.
         scale: the GradScaler factor (``scaler.get_scale()``), 1.0 without one.
         reuse_weights: backpropagate ``Σ last_weights · L`` instead of recomputing them (a
             task absent at the last recomputation keeps weight 0 until the next one).
@@ -141,8 +156,47 @@ def balanced_backward(method: Balancer, losses: Mapping[str, Tensor], params: Ta
     mode = mode or method.gradients_of
     if mode == "representation" and features is None:
         raise ValueError("representation mode needs features=model.features(images), the tensors the heads read")
-    inputs = list(params.shared if mode == "parameters" else features)  # type: ignore[arg-type]
-    return _task_backward(method, tasks, params, inputs, mode, scale, diagnostics, strategy)
+    if mode != "representation" and _streams(method, mode, tasks, params.shared):
+        result = _streamed_backward(method, tasks, params, scale, diagnostics)
+        if result is not None:
+            return result
+    inputs = list(params.shared if mode != "representation" else features)  # type: ignore[arg-type]
+    return _task_backward(method, tasks, params, inputs, "representation" if mode == "representation" else
+                          "parameters", scale, diagnostics, strategy)
+
+
+def _streams(method: GradientBalancer, mode: Mode, tasks: Tasks, shared: list[Tensor]) -> bool:
+    """Whether parameter mode takes the streamed path (see the module docstring)."""
+    if mode == "parameters_stored":
+        return False
+    if not isinstance(method, GramianBalancer):
+        if mode == "parameters_streamed":
+            warnings.warn(f"{type(method).__name__} needs the gradients themselves, not only G Gᵀ: it holds G "
+                          "(gradients: parameters_stored)", RuntimeWarning, stacklevel=3)
+        return False
+    if not every_rank_has_every_task(tasks):
+        return False
+    return mode == "parameters_streamed" or stored_bytes(tasks, shared) * STORED_SHARE > available_bytes(
+        shared[0].device)
+
+
+def _streamed_backward(method: GramianBalancer, tasks: Tasks, params: TaskParameters, scale: float,
+                       diagnostics: bool) -> BackwardResult | None:
+    """``G Gᵀ`` streamed, the method's weights, one backward of ``Σ w_t L_t``; None: take the stored path."""
+    gramian = streamed_gramian(tasks, params.shared, scale)
+    if gramian is None:
+        return None
+    gramian /= scale**2
+    skipped = not bool(torch.isfinite(gramian.diagonal()).all())
+    # Skipped: the plain sum leaves .grad non-finite, as a backward would; no solver sees a NaN.
+    weights = torch.ones(len(tasks.names), dtype=torch.float64) if skipped else _gramian_weights(method, tasks, gramian)
+    coefficients = [w * c * scale for w, c in zip(weights.tolist(), tasks.coefficient)]
+    torch.stack([c * loss.float() for c, loss in zip(coefficients, tasks.local)]).sum().backward()  # type: ignore[union-attr]
+    if tasks.group is not None:
+        all_reduce_grads_([*params.shared, *(p for group in params.heads.values() for p in group)], tasks.group)
+    norms, cosines = _geometry(gramian, tasks, method.num_tasks) if diagnostics and not skipped else (None, None)
+    return BackwardResult("parameters_streamed", tasks.idx, None if skipped else method.last_weights, skipped,
+                          norms, cosines)
 
 
 def _combined_backward(method: Balancer, tasks: Tasks, params: TaskParameters, scale: float,

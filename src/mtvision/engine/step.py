@@ -51,7 +51,8 @@ class StepParts:
     params: TaskParameters  # task_parameters(model), built once: it keeps the G buffer between steps
     amp_dtype: torch.dtype | None = None  # autocast dtype; None = full precision
     grad_clip: float | None = None  # max global gradient norm; None = no clipping
-    gradients: Literal["parameters", "representation"] | None = None  # None = the method's own
+    # None = the method's own; parameters_streamed / _stored force how parameter mode gets G Gᵀ
+    gradients: Literal["parameters", "parameters_streamed", "parameters_stored", "representation"] | None = None
     every: int = 1  # gradient methods: recompute the weights every K updates, reuse them in between
     monitor: BalanceMonitor | None = None  # diagnostics: per-task gradient norms and cosines when set
 
