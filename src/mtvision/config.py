@@ -105,6 +105,36 @@ class ModelConfig(_Section):
     backbone: str = "test_resnet.r160_in1k"
     pretrained: Union[bool, str] = False  # True = timm weights, a path = local weights; the demo trains from scratch
     neck_channels: int = Field(64, ge=1)  # FPN width shared by every head; small keeps heads light
+    # How tasks share (docs/architectures.md): hard = one trunk and neck for all, the cheapest and the baseline.
+    architecture: str = "hard"
+    branches: Union[list[list[str]], None] = None  # branched: the task groups, each with its own late stages and neck
+    branch_at: Union[int, None] = Field(None, ge=1)  # branched: how many trunk stages every task shares
+    architecture_options: dict[str, Any] = {}  # the architecture's own options, e.g. {experts: 4} for mmoe
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, value: str) -> str:
+        # Imported here: the model registry pulls in torch, which a config file alone never needs.
+        from mtvision.models.architectures import available_architectures
+
+        names = available_architectures()
+        if value not in names:
+            close = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown architecture {value!r}; {hint}available: {', '.join(names)}")
+        return value
+
+    @model_validator(mode="after")
+    def _branches_only_when_branched(self) -> ModelConfig:
+        given = [key for key in ("branches", "branch_at") if getattr(self, key) is not None]
+        if given and self.architecture != "branched":
+            raise ValueError(f"model.{given[0]} is for model.architecture=branched (got {self.architecture!r})")
+        return self
+
+    def architecture_kwargs(self) -> dict[str, Any]:
+        """The options the architecture is built with (``branches`` / ``branch_at`` included)."""
+        tree = {key: getattr(self, key) for key in ("branches", "branch_at") if getattr(self, key) is not None}
+        return {**self.architecture_options, **tree}
 
 
 class BalancingConfig(_Section):
@@ -185,6 +215,22 @@ class Config(_Section):
     balancing: BalancingConfig = BalancingConfig()
     train: TrainConfig = TrainConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _branches_cover_the_tasks(self) -> Config:
+        """Each configured task in exactly one branch: a missing task would have no trunk to read."""
+        if self.model.branches is None:
+            return self
+        listed = [task for group in self.model.branches for task in group]
+        problems = [f"{task!r} is listed {listed.count(task)} times" for task in dict.fromkeys(listed)
+                    if listed.count(task) > 1]
+        problems += [f"{task!r} is not a configured task" for task in dict.fromkeys(listed) if task not in self.tasks]
+        problems += [f"task {task!r} is in no branch" for task in self.tasks if task not in listed]
+        problems += ["a branch is empty"] if any(not group for group in self.model.branches) else []
+        if problems:
+            raise ValueError(f"model.branches {self.model.branches}: {'; '.join(problems)} "
+                             f"(tasks: {', '.join(self.tasks)})")
+        return self
 
 
 class ConfigError(ValueError):

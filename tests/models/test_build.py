@@ -71,7 +71,7 @@ def test_local_pretrained_weights_reach_the_backbone(tmp_path: Path) -> None:
     # a resnet's features_only keys are its classifier model's keys minus the classifier
     torch.save({k: v + 1 if v.is_floating_point() else v for k, v in reference.body.state_dict().items()}, path)
     model = build_model(RESNET, tasks={}, pretrained=path)
-    assert torch.equal(model.backbone.body.conv1[0].weight, reference.body.conv1[0].weight + 1)
+    assert torch.equal(model.architecture.backbone.body.conv1[0].weight, reference.body.conv1[0].weight + 1)
 
 
 def test_builtin_dense_tasks_fit_the_neck() -> None:

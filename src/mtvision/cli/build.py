@@ -137,7 +137,8 @@ def task_infos(cfg: Config, record: DatasetRecord) -> dict[str, TaskInfo]:
 def model_of(cfg: Config, infos: dict[str, TaskInfo]) -> MultiTaskModel:
     specs = {name: TaskSpec(task.type, infos[name], task.options) for name, task in cfg.tasks.items()}
     return build_model(cfg.model.backbone, specs, pretrained=cfg.model.pretrained,
-                       neck_channels=cfg.model.neck_channels)
+                       neck_channels=cfg.model.neck_channels, architecture=cfg.model.architecture,
+                       options=cfg.model.architecture_kwargs())
 
 
 def dataset(cfg: Config, record: DatasetRecord, infos: dict[str, TaskInfo], train: bool) -> MultiTaskDataset:

@@ -38,6 +38,7 @@ from mtvision.engine.console import epoch_progress, metric_table
 from mtvision.engine.distributed import DistInfo, ShardSampler, sync_buffers, train_sampler, unwrap, wrap_model
 from mtvision.engine.evaluate import Results, evaluate, higher_is_better, is_better
 from mtvision.engine.loggers import CSVLogger, Row, TensorBoardLogger
+from mtvision.engine.model_card import gradient_mode, write_model_card
 from mtvision.engine.optim import build_optimizer, build_scheduler, resolve_amp
 from mtvision.engine.plots import plot_balancing, plot_results
 from mtvision.engine.predict import save_prediction_grid
@@ -132,7 +133,8 @@ class Trainer:
             optimizer=optimizer, scheduler=scheduler,
             scaler=torch.amp.GradScaler(self.device.type, enabled=use_scaler), method=self.method,
             params=task_parameters(unwrap(self.model)), amp_dtype=self.amp_dtype, grad_clip=settings.grad_clip,
-            gradients=None if balancing.gradients == "auto" else balancing.gradients, every=balancing.every,
+            gradients=gradient_mode(None if balancing.gradients == "auto" else balancing.gradients, self.method,
+                                    unwrap(self.model)), every=balancing.every,
             monitor=BalanceMonitor(list(self.tasks)) if balancing.diagnostics else None)
         self.best_metric, self.higher = self._best_metric()
         self.state = _State()
@@ -248,6 +250,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_model_card(unwrap(self.model), self.run_dir / "model.json")
         self.loggers = [CSVLogger(self.run_dir / "results.csv", resume_epoch=self.state.epoch)]
         if self.settings.tensorboard:
             self.loggers.append(TensorBoardLogger(self.run_dir))

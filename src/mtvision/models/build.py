@@ -1,8 +1,9 @@
-"""Assemble a :class:`MultiTaskModel` from names: backbone, neck, then one head per task.
+"""Assemble a :class:`MultiTaskModel` from names: backbone, architecture, then one head per task.
 
-The order matters: a head is sized by the neck (its channels and strides), and the neck by
-the backbone, so tasks are given as *specifications* (:class:`TaskSpec`) and built here,
-once the pyramid is known, rather than as ready-made modules.
+The order matters: a head is sized by the pyramid the architecture gives it (its channels
+and strides), and that by the backbone, so tasks are given as *specifications*
+(:class:`TaskSpec`) and built here, once the pyramid is known, rather than as ready-made
+modules.
 
 Example:
     >>> import torch
@@ -18,33 +19,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
+from mtvision.models.architectures import Trunk, create_architecture
 from mtvision.models.backbone import Backbone
 from mtvision.models.multitask import MultiTaskModel
-from mtvision.models.neck import FPN
-from mtvision.structures import TaskInfo
-from mtvision.tasks import Task, create_task
+from mtvision.models.specs import TaskSpec
+from mtvision.tasks import create_task
 
 __all__ = ["TaskSpec", "build_model"]
 
 logger = logging.getLogger(__name__)
 
 
-class TaskSpec(NamedTuple):
-    """What to build for one task: its type (a key of ``mtvision.tasks.TASKS``), its label
-    space, and the keyword options of that task type's constructor."""
-
-    kind: str
-    info: TaskInfo
-    options: Mapping[str, Any] = MappingProxyType({})
-
-
 def build_model(backbone: str, tasks: Mapping[str, TaskSpec | tuple[Any, ...]],
                 pretrained: bool | str | Path = False, neck_channels: int = 64,
-                out_indices: Sequence[int] = (-4, -3, -2, -1), in_chans: int = 3) -> MultiTaskModel:
-    """A hard-sharing multi-task model: timm ``backbone`` -> FPN -> one head per task.
+                out_indices: Sequence[int] = (-4, -3, -2, -1), in_chans: int = 3,
+                architecture: str = "hard", options: Mapping[str, Any] | None = None) -> MultiTaskModel:
+    """A multi-task model: timm ``backbone`` shared as ``architecture`` says, one head per task.
 
     Args:
         backbone: timm model name.
@@ -53,17 +45,20 @@ def build_model(backbone: str, tasks: Mapping[str, TaskSpec | tuple[Any, ...]],
         neck_channels: channels of every pyramid level, i.e. the width every head reads.
         out_indices: backbone stages fed to the neck.
         in_chans: image channels.
+        architecture: how tasks share, a name of
+            :func:`~mtvision.models.architectures.available_architectures` (``"hard"``: one
+            trunk and neck for all).
+        options: that architecture's keyword options.
     """
-    trunk = Backbone(backbone, pretrained=pretrained, out_indices=out_indices, in_chans=in_chans)
-    neck = FPN(trunk.channels, trunk.strides, channels=neck_channels)
-    heads = {name: _build_task(name, TaskSpec(*spec), neck) for name, spec in tasks.items()}
-    model = MultiTaskModel(trunk, neck, heads)
-    logger.info("built %s: %s", backbone, _format_counts(model.parameter_counts()))
+    specs = {name: TaskSpec(*spec) for name, spec in tasks.items()}
+    trunk = Trunk(Backbone(backbone, pretrained=pretrained, out_indices=out_indices, in_chans=in_chans),
+                  neck_channels, specs)
+    sharing = create_architecture(architecture, trunk, options)
+    heads = {name: create_task(spec.kind, name, spec.info, sharing.channels, sharing.strides, **spec.options)
+             for name, spec in specs.items()}
+    model = MultiTaskModel(sharing, heads)
+    logger.info("built %s (%s): %s", backbone, architecture, _format_counts(model.parameter_counts()))
     return model
-
-
-def _build_task(name: str, spec: TaskSpec, neck: FPN) -> Task:
-    return create_task(spec.kind, name, spec.info, neck.channels, neck.strides, **spec.options)
 
 
 def _format_counts(counts: Mapping[str, int]) -> str:

@@ -129,6 +129,9 @@ class Task(nn.Module):
     target_kind: ClassVar[str] = ""  # the DatasetRecord target kind it consumes
     primary_metric: ClassVar[str] = ""
     metrics_higher_is_better: ClassVar[dict[str, bool]] = {}
+    #: decoder architectures (PAD-Net, MTI-Net) may supervise initial features with a copy
+    #: of this head reading a one-level pyramid; False where a copy costs too much (detection)
+    deep_supervision: ClassVar[bool] = True
 
     def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int]) -> None:
         super().__init__()

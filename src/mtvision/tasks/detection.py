@@ -69,6 +69,9 @@ class Detection(Task):
 
     target_kind = "instances"
     primary_metric = "bbox_ap50"
+    # An initial copy of the RPN and RoI heads per scale would more than double the detector,
+    # and PAD-Net / MTI-Net supervise dense tasks only; its initial features are still distilled.
+    deep_supervision = False
 
     def __init__(self, name: str, info: TaskInfo, channels: int, strides: list[int], masks: bool = False,
                  keypoints: bool = False, anchor_scale: float = 4.0, score_thresh: float = 0.05,
