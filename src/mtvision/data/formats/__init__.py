@@ -10,9 +10,11 @@ Detection tries the formats in ``DETECTION_ORDER``, most specific first, because
 detectors accept more than their own format:
 
 * ``combined`` before ``coco``: a combined file *is* a COCO file (plus a ``tasks`` block);
-* ``cvat``, ``yolo``, ``voc``, ``cityscapes`` look for marker files or folders, cheap and
-  unambiguous, so they come before ``labelme``, whose folder check walks the tree for a
-  ``.json`` and is the slowest;
+* ``cvat``, ``yolo``, ``voc``, ``cityscapes``, ``nyuv2`` (``image/*.npy``), ``nyuv2_mat`` (an
+  HDF5 ``.mat``) look for marker files or folders, cheap and unambiguous, so they come before
+  ``labelme``, whose folder check walks the tree for a ``.json`` and is the slowest;
+* ``pascal_context`` before ``voc``: its root is a VOC-style folder (``JPEGImages/``) whose
+  ``ImageSets/Context/`` marks the multi-task layout;
 * ``folders`` last: it accepts any folder whose sub-folders hold images, which includes a
   Cityscapes root (``leftImg8bit/``, ``gtFine/``) and a mask-only VOC folder.
 
@@ -36,11 +38,24 @@ from pathlib import Path
 from types import ModuleType
 
 from mtvision.data.errors import FormatError
-from mtvision.data.formats import cityscapes, coco, combined, cvat, folders, label_studio, labelme, voc, yolo  # noqa: F401
+from mtvision.data.formats import (  # noqa: F401
+    cityscapes,
+    coco,
+    combined,
+    cvat,
+    folders,
+    label_studio,
+    labelme,
+    nyuv2,
+    nyuv2_mat,
+    pascal_context,
+    voc,
+    yolo,
+)
 from mtvision.data.formats.registry import FORMATS
 
-DETECTION_ORDER: tuple[str, ...] = ("combined", "coco", "label_studio", "cvat", "yolo", "voc", "cityscapes", "labelme",
-                                     "folders")
+DETECTION_ORDER: tuple[str, ...] = ("combined", "coco", "label_studio", "cvat", "yolo", "pascal_context", "voc",
+                                     "cityscapes", "nyuv2", "nyuv2_mat", "labelme", "folders")
 WRITERS: dict[str, ModuleType] = {name: module for name, module in FORMATS.items() if hasattr(module, "write")}
 
 
