@@ -117,7 +117,7 @@ def _lookup(path: Path, classes: int, mapping: str | Path | None) -> tuple[np.nd
                                     "github.com/ankurhanda/nyuv2-meta-data) beside the .mat or pass mapping=<file>")
     try:
         table = np.asarray(loadmat(file)["mapClass"]).ravel()
-    except (OSError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, NotImplementedError) as exc:
         raise FormatError(file, "mapClass", f"cannot read the 894 -> 40 table: {exc}") from None
     if len(table) != RAW_CLASSES:
         raise FormatError(file, "mapClass", f"{len(table)} entries, expected {RAW_CLASSES}")
@@ -139,7 +139,7 @@ def _split(path: Path, split: str | None, splits: str | Path | None) -> tuple[li
     try:
         content = loadmat(file)
         sets = {name: [int(i) for i in np.asarray(content[SPLIT_KEYS[name]]).ravel()] for name in ("train", "val")}
-    except (OSError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, NotImplementedError) as exc:
         raise FormatError(file, "", f"cannot read trainNdxs / testNdxs: {exc}") from None
     subsets = {i: name for name, ids in sets.items() for i in ids}
     return (sets["val" if split == "test" else split] if split else []), subsets

@@ -255,7 +255,7 @@ def _png(file: Path, image: ImageRecord, mode: str) -> np.ndarray:
 def _loadmat(file: Path) -> dict[str, Any]:
     try:
         return loadmat(file)
-    except (OSError, ValueError, TypeError, NotImplementedError) as exc:  # scipy's MatReadError is a ValueError
+    except (OSError, ValueError, TypeError, IndexError, EOFError, NotImplementedError) as exc:  # scipy: garbage
         raise FormatError(file, "", f"cannot read MATLAB file: {exc}") from None
 
 
