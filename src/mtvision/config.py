@@ -218,9 +218,16 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _branches_cover_the_tasks(self) -> Config:
-        """Each configured task in exactly one branch: a missing task would have no trunk to read."""
+        """Each configured task in exactly one branch, checked before any data is read."""
         if self.model.branches is None:
             return self
+        from mtvision.models.architectures.branched import branch_problems  # torch: only when branched
+
+        problems = branch_problems(self.model.branches, list(self.tasks))
+        if problems:
+            raise ValueError(f"model.branches {self.model.branches}: {'; '.join(problems)} "
+                             f"(tasks: {', '.join(self.tasks)})")
+        return self
         listed = [task for group in self.model.branches for task in group]
         problems = [f"{task!r} is listed {listed.count(task)} times" for task in dict.fromkeys(listed)
                     if listed.count(task) > 1]
@@ -296,7 +303,9 @@ def _describe(error: Any) -> str:
         prefix = ".".join(loc[:-1] + (close[0],)) if close else ""
         hint = f"did you mean '{prefix}'?" if close else f"valid keys: {', '.join(valid)}"
         return f"unknown key '{dotted}' — {hint}"
-    return f"{dotted}: {error['msg']} (got {error.get('input')!r})"
+    # A section-level check (a whole mapping as input) has said what is wrong in its message.
+    got = "" if isinstance(error.get("input"), dict) else f" (got {error.get('input')!r})"
+    return f"{dotted or 'config'}: {error['msg'].removeprefix('Value error, ')}{got}"
 
 
 def _keys_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
