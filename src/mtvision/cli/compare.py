@@ -27,6 +27,7 @@ from typing import Optional
 
 import torch
 import typer
+from pydantic import BaseModel
 from rich.table import Table
 
 from mtvision.analysis.compare_outputs import cost_rows, metric_rows, write_outputs
@@ -44,6 +45,8 @@ from mtvision.engine.optim import resolve_amp
 
 MULTI = "multitask"
 SAME = ("model", "data")  # config sections a --baseline run must share with this comparison
+# How tasks share means nothing to a one-task model: its baseline is the same trunk, neck and head.
+SHARING = {"architecture": "hard", "branches": None, "branch_at": None, "architecture_options": {}}
 
 
 @app.command()
@@ -104,6 +107,7 @@ def _variant(cfg: Config, model: str, seed: int) -> Config:
     variant.run.seed = seed
     if model != MULTI:
         task = model.split("/", 1)[1]
+        variant.model = variant.model.model_copy(update=SHARING)
         variant.tasks = {task: cfg.tasks[task]}
         variant.balancing = type(cfg.balancing)(method="ew", diagnostics=cfg.balancing.diagnostics)  # one task: nothing to balance
         if not (cfg.train.best_metric or "").startswith(f"val/{task}/"):
@@ -160,10 +164,15 @@ def _baseline_root(baseline: Path, cfg: Config) -> Path:
         raise typer.BadParameter(f"--baseline {baseline}: no single-task runs under {root}")
     theirs = build.load(configs[0], [])
     for section in SAME:
-        if getattr(theirs, section) != getattr(cfg, section):
+        if _without_sharing(getattr(theirs, section)) != _without_sharing(getattr(cfg, section)):
             raise typer.BadParameter(f"--baseline {baseline} was made with another {section} section "
                                      f"({configs[0]}): its single-task runs are not comparable")
     return root
+
+
+def _without_sharing(section: BaseModel) -> dict:
+    """A config section as the single-task baselines see it (the architecture left out)."""
+    return section.model_dump(exclude=set(SHARING))
 
 
 def _print(summary: dict, root: Path) -> None:
