@@ -105,7 +105,8 @@ def _labelled_mat(folder: Path, labels: np.ndarray) -> Path:
     map_class = np.arange(894) % 40 + 1  # raw k -> NYU40 class (k - 1) mod 40 + 1: checkable by hand
     savemat(folder / "classMapping40.mat", {"mapClass": map_class[None].astype(np.float64),
                                             "className": np.array(nyuv2_mat.CLASSES_40, dtype=object)[None]})
-    savemat(folder / "splits.mat", {"trainNdxs": np.array([[1], [3]], np.float64), "testNdxs": np.array([[2]], np.float64)})
+    savemat(folder / "splits.mat", {"trainNdxs": np.array([[1], [3]], np.float64),
+                                    "testNdxs": np.array([[2]], np.float64)})
     return path
 
 

@@ -67,7 +67,8 @@ def _pascal(root: Path) -> Path:
         normals = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
         Image.fromarray(normals).save(root / "normals_distill" / f"{image_id}.png")
         if n < 2:
-            Image.fromarray(np.tile(np.arange(W, dtype=np.uint8) * 8, (H, 1))).save(root / "sal_distill" / f"{image_id}.png")
+            ramp = np.tile(np.arange(W, dtype=np.uint8) * 8, (H, 1))
+            Image.fromarray(ramp).save(root / "sal_distill" / f"{image_id}.png")
     head, arm, foot = (np.zeros((H, W), bool) for _ in range(3))
     head[0:4, 0:4], arm[5:8, 0:4], foot[10:12, 0:4] = True, True, True
     savemat(root / "human_parts" / f"{IDS['train'][0]}.mat", _anno([(15, {"head": head, "llarm": arm, "rfoot": foot}),

@@ -261,5 +261,6 @@ def _loadmat(file: Path) -> dict[str, Any]:
 
 def _field(content: dict[str, Any], name: str, file: Path) -> Any:
     if name not in content:
-        raise FormatError(file, "", f"missing field {name!r}; it has {sorted(k for k in content if not k.startswith('__'))}")
+        fields = sorted(k for k in content if not k.startswith("__"))
+        raise FormatError(file, "", f"missing field {name!r}; it has {fields}")
     return content[name]
