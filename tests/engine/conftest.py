@@ -41,11 +41,12 @@ def records(synthetic_paths: tuple[Path, Path]) -> tuple[DatasetRecord, DatasetR
     return read_record(synthetic_paths[0]), read_record(synthetic_paths[1])
 
 
-def _model(record: DatasetRecord, seed: int = 0, tasks: dict[str, str] | None = None) -> MultiTaskModel:
+def _model(record: DatasetRecord, seed: int = 0, tasks: dict[str, str] | None = None, architecture: str = "hard",
+           options: dict | None = None) -> MultiTaskModel:
     """A deterministic tiny model for ``tasks`` (default: four dense / image-level tasks)."""
     torch.manual_seed(seed)
     specs = {name: TaskSpec(kind, record.tasks[name]) for name, kind in (tasks or TASK_TYPES).items()}
-    return build_model(BACKBONE, specs, neck_channels=16)
+    return build_model(BACKBONE, specs, neck_channels=16, architecture=architecture, options=options)
 
 
 def _dataset(record: DatasetRecord, train: bool, tasks: dict[str, str] | None = None) -> MultiTaskDataset:

@@ -21,11 +21,17 @@ from mtvision.engine.evaluate import evaluate
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-@pytest.mark.parametrize("method", ["ew", "upgrad"])
+# A tree whose branch has one task: parameters only that task trains, reduced over the ranks too.
+BRANCHED = {"branches": [["lighting", "semseg"], ["depth"], ["normals"]], "branch_at": 3}
+
+
+@pytest.mark.parametrize(("method", "architecture", "options"), [
+    ("ew", "hard", {}), ("upgrad", "hard", {}), ("upgrad", "branched", BRANCHED)])
 def test_ddp_ranks_agree_and_metrics_merge_exactly(synthetic_paths, records, make_model, make_dataset,
-                                                   tmp_path: Path, method: str) -> None:
+                                                   tmp_path: Path, method: str, architecture: str,
+                                                   options: dict) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(WORKER), *map(str, synthetic_paths), str(tmp_path), method]
+               str(WORKER), *map(str, synthetic_paths), str(tmp_path), method, architecture, json.dumps(options)]
     returncode, output = _run_group(command, timeout=180)
     assert returncode == 0, output[-3000:]
 
@@ -36,7 +42,7 @@ def test_ddp_ranks_agree_and_metrics_merge_exactly(synthetic_paths, records, mak
     assert merged[0] == merged[1]
     assert (tmp_path / "run" / "weights" / "last.pt").is_file()  # written by rank 0 only
 
-    model = make_model(records[0])
+    model = make_model(records[0], architecture=architecture, options=options)
     model.load_state_dict(rank0)
     val_set = make_dataset(records[1], train=False)
     single = evaluate(model, DataLoader(val_set, batch_size=4, collate_fn=collate), torch.device("cpu"))
