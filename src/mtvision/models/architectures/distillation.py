@@ -5,8 +5,9 @@ Both refine the shared FPN pyramid into per-task *initial features* ``F_t`` (two
 blocks per task and scale), supervise them with a copy of the task's own head (deep
 supervision), then let every task read the others' features through spatial attention —
 Xu et al., "PAD-Net: Multi-Tasks Guided Prediction-and-Distillation Network for
-Simultaneous Depth Estimation and Scene Parsing", CVPR 2018, Sec. 3.3, the attention-guided
-distillation module::
+Simultaneous Depth Estimation and Scene Parsing", CVPR 2018, its attention-guided multi-modal
+distillation module, in the form the survey authors' code gives it (gate and message both
+computed from the source task's features)::
 
     F_t^o = F_t + Σ_{s≠t} σ(W_{t,s} ∗ F_s) ⊙ (W'_{t,s} ∗ F_s)
 
@@ -24,8 +25,9 @@ the number of tasks, as in the papers).
 Deep supervision: each initial-feature map of a task whose type allows it
 (:attr:`~mtvision.tasks.Task.deep_supervision`; not detection, whose heads cost too much to
 copy) gets ``create_task(kind, name, info, C, [stride])``; the task's ``"initial"`` loss is the
-sum over its scales, weight 1 against the final loss as in both papers, on the present
-images only (partial labels).
+sum over its scales, weight 1 against the final loss — the task's one balancing weight
+multiplies both, as ``loss_weights[task]`` does in the authors' ``losses/loss_schemes.py``
+(``PADNetLoss``, ``MTINetLoss``) — on the present images only (partial labels).
 
 There is no shared representation for MGDA-UB: the initial features sit after the FPN and
 are read by every task, yet representation mode backpropagates the combined feature

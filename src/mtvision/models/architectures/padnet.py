@@ -1,11 +1,12 @@
 """PAD-Net (Xu, Ouyang, Wang, Sebe, "PAD-Net: Multi-Tasks Guided Prediction-and-Distillation
-Network for Simultaneous Depth Estimation and Scene Parsing", CVPR 2018), Fig. 2 (c).
+Network for Simultaneous Depth Estimation and Scene Parsing", CVPR 2018), with its attention-guided
+multi-modal distillation.
 
 Prediction, then distillation: from the shared features, each task gets *initial features*
 ``F_t`` and an *initial prediction* from them (deep supervision); a multi-modal distillation
 module lets each task take from the others through attention,
-``F_t^o = F_t + Σ_{s≠t} σ(W_{t,s} ∗ F_s) ⊙ (W'_{t,s} ∗ F_s)`` (Sec. 3.3, the attention-guided
-variant), and the final predictions read ``F_t^o``. The building blocks are shared with
+``F_t^o = F_t + Σ_{s≠t} σ(W_{t,s} ∗ F_s) ⊙ (W'_{t,s} ∗ F_s)`` (the attention-guided variant),
+and the final predictions read ``F_t^o``. The building blocks are shared with
 MTI-Net in :mod:`~mtvision.models.architectures.distillation`; the layout follows the
 Vandenhende et al. code (SimonVandenhende/Multi-Task-Learning-PyTorch, ``models/padnet.py``).
 
@@ -22,7 +23,7 @@ PAD-Net never had) works unchanged, and the distilled features reach every head 
 own stride without a second neck per task. The paper's heads read ``F_t^o`` alone; reading
 the other shared levels beside it is our addition, the price of one interface for all heads.
 
-Deep supervision (initial losses, weight 1 as in the paper, on present images only), what is
+Deep supervision (initial losses, weight 1 against the final loss, on present images only), what is
 shared and what a task owns, and why representation-mode balancing falls back to parameter
 mode: see :mod:`~mtvision.models.architectures.distillation`.
 
