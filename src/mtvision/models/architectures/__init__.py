@@ -5,6 +5,7 @@ builds one by name and checks its options.
 """
 
 import mtvision.models.architectures.cross_stitch  # noqa: F401  (registers)
+import mtvision.models.architectures.mmoe  # noqa: F401  (registers)
 import mtvision.models.architectures.mtan  # noqa: F401  (registers)
 import mtvision.models.architectures.mti_net  # noqa: F401  (registers)
 import mtvision.models.architectures.padnet  # noqa: F401  (registers)
