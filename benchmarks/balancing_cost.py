@@ -13,7 +13,9 @@ from the two step kinds measured side by side).
 The **floor** is the least an exact per-task method can do: one forward, T plain
 ``autograd.grad`` calls over the shared parameters (no heads, no copies, no method) and the
 same AdamW step. Targets: parameter mode ≤ 1.1× floor, representation mode ≤ 1.2× EW,
-every-10 ≤ 1.2× EW, peak memory ≤ 1.5× EW.
+every-10 ≤ 1.2× EW, peak memory ≤ 1.5× EW. Parameter mode runs both of its paths for a Gramian
+method: ``parameters_stored`` holds ``G[T, D]``, ``parameters_streamed`` sums ``G Gᵀ`` one
+parameter tensor at a time and then runs one more backward (``balancing.backward``).
 
 Time: all variants of one T are interleaved in one process, round after round (the first
 round is a warm-up), and each variant's median over the rounds is kept, so a load change on a
@@ -27,6 +29,7 @@ on CUDA. It counts activations, gradients, ``G`` and temporaries; not the Python
     .venv/bin/python benchmarks/balancing_cost.py --tasks 3 6 --repeats 3
     .venv/bin/python benchmarks/balancing_cost.py --tasks 3 6 --repeats 3 --backbone resnet18 --batch 16
     .venv/bin/python benchmarks/balancing_cost.py --quick      # tiny model, a smoke run
+    .venv/bin/python benchmarks/balancing_cost.py --methods upgrad mgda --json rows.json  # a few methods, rows as JSON
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # b
 import argparse  # noqa: E402
 import gc  # noqa: E402
 import itertools  # noqa: E402
+import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -50,7 +54,7 @@ from torch.amp import GradScaler  # noqa: E402
 from torch.optim.lr_scheduler import LambdaLR  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from mtvision.balancing import Balancer, available, create  # noqa: E402
+from mtvision.balancing import Balancer, GramianBalancer, available, create  # noqa: E402
 from mtvision.balancing.backward import TaskParameters, task_parameters  # noqa: E402
 from mtvision.config import Config  # noqa: E402
 from mtvision.data.dataset import collate  # noqa: E402
@@ -131,16 +135,18 @@ def floor_step(setup: Setup) -> Callable[[], None]:
     return step
 
 
-def variants(setup: Setup) -> tuple[list[Variant], dict[str, Variant]]:
+def variants(setup: Setup, names: list[str]) -> tuple[list[Variant], dict[str, Variant]]:
     """Every variant to time, and the reuse steps (by method) that make the every-10 rows."""
     rows = [Variant("floor", "-", "exact floor", floor_step(setup))]
     reuse: dict[str, Variant] = {}
-    for name in available():
-        if create(name, num_tasks=len(setup.names)).kind == "loss":
+    for name in sorted({"ew", *names}):
+        method = create(name, num_tasks=len(setup.names))
+        if method.kind == "loss":
             rows.append(method_variant(setup, name, "-"))
             continue
-        rows += [method_variant(setup, name, mode) for mode in ("parameters", "representation")]
-        reuse[name] = method_variant(setup, name, "parameters", reuse=True)
+        streamed = ["parameters_streamed"] if isinstance(method, GramianBalancer) else []
+        rows += [method_variant(setup, name, mode) for mode in ("parameters_stored", *streamed, "representation")]
+        reuse[name] = method_variant(setup, name, "parameters_stored", reuse=True)
     return rows, reuse
 
 
@@ -173,9 +179,9 @@ def peak_bytes(setup: Setup, step: Callable[[], None]) -> int:
     return max(itertools.accumulate((e.nbytes() for e in events), initial=0))
 
 
-def measure(setup: Setup, repeats: int) -> tuple[list[Variant], dict[str, Variant]]:
-    rows, reuse = variants(setup)
-    interleaved = [v for row in rows for v in [row, *([reuse[row.label]] if row.mode == "parameters" else [])]]
+def measure(setup: Setup, repeats: int, names: list[str]) -> tuple[list[Variant], dict[str, Variant]]:
+    rows, reuse = variants(setup, names)
+    interleaved = [v for row in rows for v in [row, *([reuse[row.label]] if row.mode == "parameters_stored" else [])]]
     for r in range(repeats + 1):  # round 0 warms up (allocator, lazy inits, method state)
         gc.collect()  # else a collection lands in whichever step crosses the threshold; off in a round, as in timeit
         gc.disable()
@@ -190,25 +196,33 @@ def measure(setup: Setup, repeats: int) -> tuple[list[Variant], dict[str, Varian
     return rows, reuse
 
 
-def table(num_tasks: int, rows: list[Variant], reuse: dict[str, Variant]) -> list[str]:
+def table(num_tasks: int, backbone: str, rows: list[Variant], reuse: dict[str, Variant]) -> list[dict]:
+    """One row per variant (and per every-10 variant): the JSON rows; :func:`markdown` prints them."""
     median = {id(v): statistics.median(v.times) for v in [*rows, *reuse.values()]}
     ew, floor = next(v for v in rows if v.label == "ew"), rows[0]
     base, floor_time = median[id(ew)], median[id(floor)]
-    lines = []
+    out = []
+
+    def row(v: Variant, mode: str, seconds: float) -> dict:
+        return {"method": v.label, "kind": v.kind, "mode": mode, "T": num_tasks, "backbone": backbone,
+                "time_ew": round(seconds / base, 3), "time_floor": round(seconds / floor_time, 3),
+                "memory_ew": round(v.memory / ew.memory, 3), "ms": round(seconds * 1e3, 1),
+                "peak_mib": round(v.memory / 2**20, 1)}
+
     for v in rows:
-        lines.append(_line(v, v.mode, num_tasks, median[id(v)], base, floor_time, v.memory / ew.memory))
-        if v.mode == "parameters":
+        out.append(row(v, v.mode, median[id(v)]))
+        if v.mode == "parameters_stored":
             reused = reuse[v.label]
             has_weights = reused.method is not None and reused.method.last_weights is not None
             every = (median[id(v)] + 9 * median[id(reused)]) / 10 if has_weights else median[id(v)]
-            mode = "parameters, every 10" + ("" if has_weights else " (no weights: always full)")
-            lines.append(_line(v, mode, num_tasks, every, base, floor_time, v.memory / ew.memory))
-    return lines
+            out.append(row(v, "parameters, every 10" + ("" if has_weights else " (no weights: always full)"), every))
+    return out
 
 
-def _line(v: Variant, mode: str, num_tasks: int, seconds: float, base: float, floor: float, memory: float) -> str:
-    return (f"| {v.label} | {v.kind} | {mode} | {num_tasks} | {seconds / base:.2f} | {seconds / floor:.2f} | "
-            f"{memory:.2f} | {seconds * 1e3:.0f} | {v.memory / 2**20:.0f} |")
+def markdown(rows: list[dict]) -> list[str]:
+    lines = ["| method | kind | mode | T | time/EW | time/floor | memory/EW | ms/step | peak MiB |", "|---" * 9 + "|"]
+    return lines + [f"| {r['method']} | {r['kind']} | {r['mode']} | {r['T']} | {r['time_ew']:.2f} | "
+                    f"{r['time_floor']:.2f} | {r['memory_ew']:.2f} | {r['ms']:.0f} | {r['peak_mib']:.0f} |" for r in rows]
 
 
 def main() -> None:
@@ -220,17 +234,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=DEMO.data.batch_size, help="batch size (default: the demo's)")
     parser.add_argument("--size", type=int, default=DEMO.data.image_size, help="image side (default: the demo's)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--methods", nargs="+", default=None, help="methods to run (default: all); EW always runs")
+    parser.add_argument("--json", default=None, help="also write the rows as a JSON list to this path")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
     backbone, size, batch, repeats = ("test_resnet.r160_in1k", 32, 4, 1) if args.quick else \
         (args.backbone, args.size, args.batch, args.repeats)
-    lines = ["| method | kind | mode | T | time/EW | time/floor | memory/EW | ms/step | peak MiB |", "|---" * 9 + "|"]
+    names = args.methods or available()
+    rows: list[dict] = []
     for num_tasks in args.tasks:
         print(f"T={num_tasks}: {backbone}, {batch}x{size}x{size}, {repeats} timed rounds", flush=True)
         setup = make_setup(num_tasks, backbone, size, batch, torch.device(args.device))
-        lines += table(num_tasks, *measure(setup, repeats))
-    print("\n".join(lines))
+        rows += table(num_tasks, backbone, *measure(setup, repeats, names))
+    print("\n".join(markdown(rows)))
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(rows, file, indent=1)
 
 
 if __name__ == "__main__":

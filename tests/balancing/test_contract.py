@@ -24,6 +24,9 @@ RANDOM = {
     "pcgrad": "shuffles the projection order when T > 2",
     "gradvac": "shuffles the alignment order when T > 2",
 }
+# Stateful methods whose state may legitimately not move on a step: the present tasks' state
+# is already the step's fixed point (checked: the absent task's state still must not move).
+STILL_STATE = {"sdmgrad": "its simplex weights may sit at a vertex, which projected SGD keeps"}
 # Methods whose update provably conflicts with no task: d·g_t ≥ 0 for all t.
 NON_CONFLICTING = ["config", "dualproj", "fairgrad", "mgda", "mgda_ub", "nash_mtl", "upgrad"]
 
@@ -37,8 +40,8 @@ def seeded(seed: int, fn: Callable[[], Tensor]) -> Tensor:
     return fn()
 
 
-def test_registry_has_twenty_lower_case_methods_of_both_kinds() -> None:
-    assert len(ALL) >= 20 and ALL == sorted(ALL)
+def test_registry_has_thirty_one_lower_case_methods_of_both_kinds() -> None:
+    assert len(ALL) >= 31 and ALL == sorted(ALL)
     assert all(n == n.lower() and " " not in n for n in ALL)
     assert {"ew", "uw", "famo"} <= set(LOSS) and {"pcgrad", "mgda", "upgrad", "nash_mtl"} <= set(GRADIENT)
 
@@ -159,8 +162,9 @@ def test_partial_labels_equal_the_method_on_the_present_tasks(name: str, make_in
 
 
 def test_the_methods_that_learn_or_remember_keep_state() -> None:
-    assert set(STATEFUL) >= {"db_mtl", "dwa", "famo", "gradnorm", "gradvac", "uw"}  # EMAs, histories, learnt weights
-    assert {"ew", "pcgrad", "mgda", "upgrad"} <= set(STATELESS)
+    assert set(STATEFUL) >= {"db_mtl", "dwa", "famo", "gradnorm", "gradvac", "uw",  # EMAs, histories, learnt weights
+                             "excess_mtl", "imtl", "imtl_l", "moco", "sdmgrad", "stch"}
+    assert {"ew", "pcgrad", "mgda", "upgrad", "krum", "trimmed_mean"} <= set(STATELESS)
 
 
 @pytest.mark.parametrize("name", STATEFUL)
@@ -178,8 +182,9 @@ def test_absent_tasks_keep_their_state(name: str, make_inputs, step) -> None:
     for key, value, axis in per_task:
         absent = torch.tensor([1])
         assert torch.equal(value.index_select(axis, absent), before[key].index_select(axis, absent)), key
-    assert any(not torch.equal(value.index_select(axis, present), before[key].index_select(axis, present))
-               for key, value, axis in per_task), "the step updated no present task's state"
+    assert name in STILL_STATE or any(
+        not torch.equal(value.index_select(axis, present), before[key].index_select(axis, present))
+        for key, value, axis in per_task), "the step updated no present task's state"
 
 
 @pytest.mark.parametrize("name", STATELESS)

@@ -178,3 +178,12 @@ def sequential_surgery(k: int, adjust: Callable[[int, int, Array], float]) -> Ar
                 coefficients[j] += adjust(i, j, coefficients)
         total += coefficients
     return total
+
+
+def project_simplex(y: Array) -> Array:
+    """Euclidean projection onto the probability simplex (Held, Wolfe & Crowder 1974; the
+    sort-based form of Duchi et al. 2008): ``max(y − τ, 0)`` with ``τ`` making it sum to 1."""
+    s = np.sort(y)[::-1]
+    partial = (np.cumsum(s) - 1.0) / np.arange(1, len(y) + 1)
+    tau = partial[np.nonzero(s > partial)[0][-1]]
+    return np.clip(y - tau, 0.0, None)

@@ -1,0 +1,152 @@
+"""The streamed Gramian path gives the stored path's update, for every Gramian method.
+
+``parameters_streamed`` never holds ``G``: it sums ``G Gᵀ`` one parameter tensor at a time
+from a task-batched backward, then runs one backward of ``Σ w_t L_t``. Every trainable
+parameter's ``.grad`` and the weights must equal ``parameters_stored``'s, in float64, under
+bf16 autocast, and with a task absent (DDP: ``test_streamed_ddp.py``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import torch
+
+from mtvision.balancing import METHODS, create
+from mtvision.balancing import backward as backward_module
+from mtvision.balancing.backward import task_parameters
+from mtvision.balancing.base import GramianBalancer
+
+
+def _sibling(name: str):
+    """A module of this folder (pytest's importlib mode puts no test folder on ``sys.path``)."""
+    spec = importlib.util.spec_from_file_location(f"balancing_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_backward = _sibling("test_backward")  # the Tiny model and the helpers its tests use
+NAMES, Tiny, grads_of, images, run = _backward.NAMES, _backward.Tiny, _backward.grads_of, _backward.images, _backward.run
+
+GRAMIAN = sorted(n for n, cls in METHODS.items() if issubclass(cls, GramianBalancer) and cls.gradients_of == "parameters")
+NEEDS_G = sorted(n for n, cls in METHODS.items() if cls.kind == "gradient" and not issubclass(cls, GramianBalancer))
+
+
+def both_paths(name: str, model_factory, x: torch.Tensor, tasks: Sequence[str] = NAMES, steps: int = 2,
+               autocast: bool = False) -> dict[str, tuple[list, torch.Tensor, str]]:
+    """Each path from a fresh model and method, ``steps`` steps (stateful methods carry state),
+    the same seed before each step (PCGrad's and GradVac's shuffles)."""
+    out = {}
+    for mode in ("parameters_stored", "parameters_streamed"):
+        model, method = model_factory(), create(name, num_tasks=len(NAMES))
+        params = task_parameters(model)
+        for step in range(steps):
+            torch.manual_seed(step)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                result = run(method, model, x, tasks=tasks, params=params, mode=mode)
+        out[mode] = (grads_of(list(model.parameters())), result.weights, result.path)
+    return out
+
+
+def assert_same(out: dict, rtol: float, atol: float) -> None:
+    """Elementwise in float64. The solvers stop at their own tolerances, and the two paths sum
+    ``G Gᵀ`` in different orders, so the weights agree to ~1e-6 relative, not to round-off."""
+    (stored, w_stored, path_stored), (streamed, w_streamed, path_streamed) = out.values()
+    assert (path_stored, path_streamed) == ("parameters", "parameters_streamed")
+    torch.testing.assert_close(w_streamed, w_stored, rtol=rtol, atol=atol)
+    for a, b in zip(streamed, stored):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
+
+
+def assert_same_in_bf16(out: dict) -> None:
+    """Under bf16 autocast the stored path backpropagates each task in bf16 and combines in
+    float32, the streamed one backpropagates the combination in bf16: they agree to bf16's
+    precision (8 bits of mantissa), so the whole update is compared by its relative error."""
+    (stored, w_stored, _), (streamed, w_streamed, path) = out.values()
+    assert path == "parameters_streamed"
+    torch.testing.assert_close(w_streamed, w_stored, rtol=1e-2, atol=1e-3)
+    a, b = (torch.cat([g.flatten() for g in grads]) for grads in (streamed, stored))
+    assert (a - b).norm() <= 2e-2 * b.norm(), ((a - b).norm() / b.norm()).item()
+
+
+def test_the_gramian_methods_are_the_ones_that_stream() -> None:
+    assert len(GRAMIAN) >= 15 and {"upgrad", "mgda", "nash_mtl", "krum", "sdmgrad", "imtl"} <= set(GRAMIAN)
+    assert set(NEEDS_G) == {"db_mtl", "excess_mtl", "graddrop", "moco", "trimmed_mean"}
+
+
+@pytest.mark.parametrize("name", GRAMIAN)
+def test_streamed_equals_stored(name: str) -> None:
+    assert_same(both_paths(name, Tiny, images()), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", GRAMIAN)
+def test_streamed_equals_stored_with_a_task_absent(name: str) -> None:
+    out = both_paths(name, Tiny, images(), tasks=("a", "c"))
+    assert out["parameters_streamed"][1][1] == 0  # the absent task has weight 0
+    assert_same(out, rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", GRAMIAN)
+def test_streamed_equals_stored_under_bf16_autocast(name: str) -> None:
+    out = both_paths(name, lambda: Tiny().float(), images().float(), autocast=True)
+    assert_same_in_bf16(out)
+
+
+@pytest.mark.parametrize("name", NEEDS_G)
+def test_methods_that_need_g_hold_it_and_say_so_when_streaming_is_forced(name: str) -> None:
+    model, x = Tiny(), images()
+    with pytest.warns(RuntimeWarning, match="parameters_stored"):
+        result = run(create(name, num_tasks=3), model, x, mode="parameters_streamed")
+    assert result.path == "parameters"
+
+
+def test_parameters_streams_only_when_g_would_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x = Tiny(), images()
+    assert run(create("upgrad", num_tasks=3), model, x, mode="parameters").path == "parameters"
+    monkeypatch.setattr(backward_module, "available_bytes", lambda device: 1024)  # G is 3 × ~150 float64
+    assert run(create("upgrad", num_tasks=3), model, x, mode="parameters").path == "parameters_streamed"
+
+
+def test_a_failed_batched_pass_falls_back_to_the_stored_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x = Tiny(), images()
+    grad = torch.autograd.grad
+
+    def no_batching_rule(*args, is_grads_batched: bool = False, **kwargs):
+        if is_grads_batched:
+            raise RuntimeError("Batching rule not implemented for aten::something")
+        return grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", no_batching_rule)
+    with pytest.warns(RuntimeWarning, match="holding G instead"):
+        result = run(create("mgda", num_tasks=3), model, x, mode="parameters_streamed")
+    assert result.path == "parameters" and all(p.grad is not None for p in model.parameters())
+
+
+def test_scale_and_non_finite_rows_on_the_streamed_path() -> None:
+    model, x = Tiny(), images()
+    plain = create("upgrad", num_tasks=3)
+    run(plain, model, x, mode="parameters_streamed")
+    expected = grads_of(list(model.parameters()))
+    run(create("upgrad", num_tasks=3), model, x, mode="parameters_streamed", scale=1024.0)
+    for a, e in zip(grads_of(list(model.parameters())), expected):
+        torch.testing.assert_close(a / 1024.0, e, rtol=1e-10, atol=1e-12)
+    features, losses = model.losses(x)
+    losses["b"] = losses["b"] * float("inf")
+    model.zero_grad(set_to_none=True)
+    result = backward_module.balanced_backward(create("mgda", num_tasks=3), losses, task_parameters(model),
+                                               mode="parameters_streamed")
+    assert result.skipped and result.weights is None
+    assert not all(torch.isfinite(p.grad).all() for p in model.trunk.parameters())
+
+
+def test_streamed_diagnostics_match_the_stored_ones() -> None:
+    results = [run(create("mgda", num_tasks=3), Tiny(), images(), mode=mode, diagnostics=True)
+               for mode in ("parameters_stored", "parameters_streamed")]
+    torch.testing.assert_close(results[1].grad_norms, results[0].grad_norms)
+    torch.testing.assert_close(results[1].cosines, results[0].cosines)
