@@ -21,12 +21,13 @@ from mtvision.engine.evaluate import evaluate
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-# A tree whose branch has one task: parameters only that task trains, reduced over the ranks too.
+# A tree whose branch has one task: parameters only that task trains, reduced over the ranks too;
+# PAD-Net: deep-supervision losses and task-owned distillation modules.
 BRANCHED = {"branches": [["lighting", "semseg"], ["depth"], ["normals"]], "branch_at": 3}
 
 
 @pytest.mark.parametrize(("method", "architecture", "options"), [
-    ("ew", "hard", {}), ("upgrad", "hard", {}), ("upgrad", "branched", BRANCHED)])
+    ("ew", "hard", {}), ("upgrad", "hard", {}), ("upgrad", "branched", BRANCHED), ("ew", "padnet", {})])
 def test_ddp_ranks_agree_and_metrics_merge_exactly(synthetic_paths, records, make_model, make_dataset,
                                                    tmp_path: Path, method: str, architecture: str,
                                                    options: dict) -> None:
