@@ -93,10 +93,16 @@ class Detection(Task):
     def forward(self, features: list[Tensor], image_size: tuple[int, int]) -> list[dict[str, Tensor]]:
         """Detections per image: boxes XYXY, 0-based labels, scores (+ masks with their 28x28
         box-relative probabilities ``mask_probs``, + keypoints)."""
+        return [self.complete(d, image_size) for d in self.detect(features, image_size)]
+
+    def detect(self, features: list[Tensor], image_size: tuple[int, int]) -> list[dict[str, Tensor]]:
+        """What a graph computes per image: boxes, 0-based labels, scores (+ 28x28 box-relative
+        ``mask_probs``, + ``keypoints`` and ``keypoint_scores``). The ONNX export traces it one
+        image at a time (``mtvision.engine.onnx_graph``); :meth:`complete` adds the rest."""
         images, feats = _inputs(features, image_size)
         proposals, _ = self.rpn(images, feats)
         detections, _ = self.roi_heads(feats, proposals, images.image_sizes)
-        return [self._finish(d, image_size) for d in detections]
+        return [_user_facing(d) for d in detections]
 
     def forward_train(self, features: list[Tensor], image_size: tuple[int, int], target: list[Instances],
                       present: Tensor) -> tuple[Any, dict[str, Tensor]]:
@@ -130,15 +136,13 @@ class Detection(Task):
             target["keypoints"] = _keypoint_triplets(instances, self.num_keypoints)[keep]
         return target
 
-    def _finish(self, detection: dict[str, Tensor], image_size: tuple[int, int]) -> dict[str, Tensor]:
-        out = {"boxes": detection["boxes"], "labels": detection["labels"] - 1, "scores": detection["scores"],
-               "image_size": torch.tensor(image_size)}  # the frame of the coordinates, for drawing
-        if "masks" in detection:  # [N, 1, 28, 28] probabilities in the box -> full-image masks
-            out["mask_probs"] = detection["masks"][:, 0]  # kept to paste again at another image's resolution
-            out["masks"] = self._paste_masks(out["mask_probs"], detection["boxes"], image_size)
-        if "keypoints" in detection:
-            out["keypoints"] = detection["keypoints"][..., :2]
-            out["keypoint_scores"] = detection["keypoints_scores"]
+    def complete(self, detection: dict[str, Tensor], image_size: tuple[int, int]) -> dict[str, Tensor]:
+        """One image's :meth:`detect` output with what needs its resolution: ``image_size`` (the
+        frame of the coordinates, for drawing) and the ``masks`` pasted from ``mask_probs``.
+        The PyTorch forward and the ONNX predict path both call it: one mask pasting, not two."""
+        out = {**detection, "image_size": torch.tensor(image_size)}
+        if "mask_probs" in detection:  # kept to paste again at another image's resolution
+            out["masks"] = self._paste_masks(detection["mask_probs"], detection["boxes"], image_size)
         return out
 
     def _paste_masks(self, probs: Tensor, boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
@@ -200,6 +204,18 @@ _PART_NAMES = {"loss_objectness": "rpn_objectness", "loss_rpn_box_reg": "rpn_box
 def _metric_names(masks: bool, keypoints: bool) -> list[str]:
     kinds = ["bbox"] + (["segm"] if masks else []) + (["kpt"] if keypoints else [])
     return [f"{k}_{m}" for k in kinds for m in ("ap", "ap50", "ap75")]
+
+
+def _user_facing(detection: dict[str, Tensor]) -> dict[str, Tensor]:
+    """torchvision's detection dict -> mtvision's: 0-based labels, ``[N, 28, 28]`` mask probabilities,
+    ``[N, K, 2]`` keypoints with ``[N, K]`` scores."""
+    out = {"boxes": detection["boxes"], "labels": detection["labels"] - 1, "scores": detection["scores"]}
+    if "masks" in detection:
+        out["mask_probs"] = detection["masks"][:, 0]
+    if "keypoints" in detection:
+        out["keypoints"] = detection["keypoints"][..., :2]
+        out["keypoint_scores"] = detection["keypoints_scores"]
+    return out
 
 
 def _inputs(features: list[Tensor], image_size: tuple[int, int]) -> tuple[ImageList, OrderedDict[str, Tensor]]:
