@@ -110,6 +110,9 @@ class ModelConfig(_Section):
     branches: Union[list[list[str]], None] = None  # branched: the task groups, each with its own late stages and neck
     branch_at: Union[int, None] = Field(None, ge=1)  # branched: how many trunk stages every task shares
     architecture_options: dict[str, Any] = {}  # the architecture's own options, e.g. {experts: 4} for mmoe
+    # A trained mtvision checkpoint to start from (`train --from`): every tensor whose name and shape
+    # match is loaded, new tasks get fresh heads (docs/transfer.md). A new run, unlike --resume.
+    init: Union[str, None] = None
 
     @field_validator("architecture")
     @classmethod

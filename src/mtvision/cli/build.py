@@ -24,7 +24,9 @@ from mtvision.data.record import DatasetRecord, split_record, thin_labels
 from mtvision.data.sources import read_record
 from mtvision.data.transforms import build_transforms
 from mtvision.engine import checkpoint as ckpt
+from mtvision.engine import transfer
 from mtvision.engine.distributed import DistInfo
+from mtvision.engine.parts import model_parts
 from mtvision.engine.synthetic_cache import cached_synthetic, cached_synthetic_test
 from mtvision.engine.trainer import BalancingSettings, Trainer, TrainSettings
 from mtvision.models import MultiTaskModel, TaskSpec, build_model
@@ -61,6 +63,8 @@ def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[
         console.print(f"{len(infos)} tasks ({', '.join(infos)}) on {len(train_record.images)} training and "
                       f"{len(val_record.images)} validation images; {cfg.model.backbone}, "
                       f"{model.parameter_counts()['total'] / 1e6:.2f}M parameters, {device}")
+    if cfg.model.init and not resume:
+        initialise_from(cfg, model, run_dir, info)
     train_set, val_set = dataset(cfg, train_record, infos, True), dataset(cfg, val_record, infos, False)
     trainer = Trainer(model, train_set, val_set, train_settings(cfg), run_dir, device, info, balancing_method(cfg, infos),
                       metadata={"config": cfg.model_dump(mode="json"), "task_infos": ckpt.infos_to_plain(infos)},
@@ -70,6 +74,19 @@ def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[
     return trainer, val_set
 
 
+
+
+def initialise_from(cfg: Config, model: MultiTaskModel, run_dir: Path, info: DistInfo) -> None:
+    """``model.init``: copy the matching tensors of a trained checkpoint; table on the console and init.json."""
+    try:
+        report = transfer.initialise(model, cfg.model.init, backbone=cfg.model.backbone)
+    except transfer.TransferError as error:
+        raise typer.BadParameter(str(error)) from None
+    if info.is_main:
+        parts = model_parts(model)
+        console.print(report.table(parts))
+        console.print(transfer.describe(report))
+        report.write(run_dir / "init.json", parts)
 
 
 def split_args(args: list[str]) -> tuple[Optional[Path], list[str]]:

@@ -9,6 +9,7 @@ Example (shell)::
     mtvision train configs/demo.yaml                # the demo (the defaults + a best metric)
     mtvision train configs/example_coco.yaml train.epochs=50 model.backbone=resnet50
     mtvision train --resume runs/demo/weights/last.pt
+    mtvision train my.yaml --from runs/demo/weights/best.pt   # new run, matching weights (docs/transfer.md)
     torchrun --nproc_per_node 4 $(which mtvision) train my.yaml   # DDP: one process per GPU
     mtvision val runs/demo/weights/best.pt
     mtvision predict runs/demo/weights/best.pt --source photos/ --out predictions/
@@ -39,9 +40,12 @@ from mtvision.engine.predict import find_images, predict_files
 def train(
     args: Optional[list[str]] = typer.Argument(None, help="[CONFIG.yaml] then key=value overrides: train.epochs=3"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue a run from its weights/last.pt"),
+    init: Optional[Path] = typer.Option(None, "--from", help="start a new run from a trained checkpoint's "
+                                        "matching weights (model.init; docs/transfer.md)"),
 ) -> None:
     """Train one model on every configured task (default: the synthetic demo)."""
     path, overrides = build.split_args(args or [])
+    overrides = [*overrides, f"model.init={init}"] if init else overrides
     state = ckpt.load_checkpoint(resume) if resume else None
     cfg = build.load(path, overrides, base=state["config"] if state else None)
     if cfg.run.threads is not None:

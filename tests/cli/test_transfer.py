@@ -1,0 +1,58 @@
+"""``mtvision train --from``, ``model.freeze``, ``train.lr_mult`` and ``train.distill`` end to end on a tiny config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mtvision.cli import app
+from mtvision.engine.loggers import read_results
+
+torch.set_num_threads(1)
+
+TINY = ["data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.synthetic.size=32", "data.image_size=32",
+        "data.batch_size=8", "model.neck_channels=16", "train.epochs=1", "train.predict_images=0",
+        "train.warmup_epochs=0", "balancing.diagnostics=false", "tasks.classes=null", "tasks.lighting=null",
+        "tasks.edges=null", "tasks.objects=null"]
+OLD = [*TINY, "tasks.normals=null", "run.name=old"]
+
+
+@pytest.fixture()
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.chdir(tmp_path)
+    return CliRunner()
+
+
+def _train(runner: CliRunner, args: list[str]) -> tuple[int, str]:
+    result = runner.invoke(app, ["train", *args], env={"COLUMNS": "400"})  # error boxes unwrapped
+    return result.exit_code, result.output + (str(result.exception) if result.exception else "")
+
+
+@pytest.fixture()
+def old_run(runner: CliRunner, tmp_path: Path) -> Path:
+    """A trained semseg + depth run: what the transfer commands start from."""
+    code, output = _train(runner, OLD)
+    assert code == 0, output
+    return tmp_path / "runs" / "old" / "weights" / "last.pt"
+
+
+def test_from_adds_a_task_in_a_new_run(runner: CliRunner, old_run: Path, tmp_path: Path) -> None:
+    code, output = _train(runner, [*TINY, "tasks.depth=null", "run.name=new", "--from", str(old_run)])
+    assert code == 0, output
+    assert "initialised from" in output and "task normals: created" in output
+    report = json.loads((tmp_path / "runs" / "new" / "init.json").read_text())
+    assert report["tasks"] == {"semseg": "loaded", "normals": "created", "depth": "dropped"}
+    assert report["parts"]["backbone"]["loaded"] > 0 and not report["skipped"]
+    rows = read_results(tmp_path / "runs" / "new" / "results.csv")
+    assert [row["epoch"] for row in rows] == [1]  # a new run: epoch 1, not the old run's epoch 2
+    assert json.loads(json.dumps(report))  # plain JSON
+
+
+def test_from_refuses_a_pickle(runner: CliRunner, tmp_path: Path) -> None:
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
+    code, output = _train(runner, [*TINY, "--from", str(tmp_path / "module.pt")])
+    assert code == 2 and "weights-only" in output
