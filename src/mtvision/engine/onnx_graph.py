@@ -35,7 +35,11 @@ from torch import Tensor, nn
 from mtvision.models import MultiTaskModel
 from mtvision.tasks import Task
 
-__all__ = ["BatchGraph", "PerImageGraph", "feature_name", "is_per_image", "trace_to_onnx"]
+__all__ = ["BatchGraph", "ExportError", "PerImageGraph", "feature_name", "is_per_image", "trace_to_onnx"]
+
+
+class ExportError(ValueError):
+    """The exporter cannot turn a module into ONNX; the message names the operator and the opset."""
 
 
 def is_per_image(task: Task) -> bool:
@@ -94,9 +98,12 @@ def trace_to_onnx(module: nn.Module, example: tuple[Tensor, ...], input_names: l
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), example, buffer, dynamo=False, opset_version=opset,
-                          input_names=input_names, output_names=output_names, dynamic_axes=dynamic,
-                          do_constant_folding=True)
+        try:
+            torch.onnx.export(module.eval(), example, buffer, dynamo=False, opset_version=opset,
+                              input_names=input_names, output_names=output_names, dynamic_axes=dynamic,
+                              do_constant_folding=True)
+        except Exception as err:  # the exporter's message names the operator (aten::...) that blocks it
+            raise ExportError(f"{type(module).__name__} does not export to ONNX opset {opset}: {err}") from err
     return onnx.load_from_string(buffer.getvalue())
 
 
