@@ -92,6 +92,9 @@ def predict(
     out: Path = typer.Option(Path("predictions"), "--out", help="output folder"),
 ) -> None:
     """Every task's prediction for each image: overlays per task and one predictions.json."""
+    if weights.suffix == ".onnx":  # an exported model: onnxruntime, the same files
+        from mtvision.cli.export import predict_onnx
+        return predict_onnx(weights, source, out)
     cfg, model, _ = build.restore(weights)
     device = resolve_device(cfg.run.device)
     transform = build_transforms("none", build.image_size(cfg), train=False)

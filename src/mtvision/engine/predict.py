@@ -94,8 +94,9 @@ def find_images(source: Path) -> list[Path]:
     return found
 
 
-def predict_files(model: MultiTaskModel, paths: Sequence[Path], out: Path, transform: Callable[[Sample], Sample],
-                  device: torch.device, amp_dtype: torch.dtype | None = None, batch_size: int = 8) -> Path:
+def predict_files(model: MultiTaskModel | Any, paths: Sequence[Path], out: Path, transform: Callable[[Sample], Sample],
+                  device: torch.device, amp_dtype: torch.dtype | None = None, batch_size: int = 8,
+                  run: Callable[[Tensor], Outputs] | None = None) -> Path:
     """Predict every image file: ``out/<task>/<stem>.png`` overlays, ``out/<task>/<stem>.npy``
     for dense tasks (the map itself: labels, metres, unit normals, edge probabilities, which
     the JSON only summarises), ``out/<stem>.png`` all tasks side by side, and
@@ -104,13 +105,17 @@ def predict_files(model: MultiTaskModel, paths: Sequence[Path], out: Path, trans
     ``transform`` is the evaluation pipeline, which letterboxes to the model's input size
     (``build_transforms("none", size, train=False)``); outputs are mapped back through that
     letterbox, so every coordinate and map refers to the pixels of its file.
+
+    ``run`` replaces the PyTorch forward (an exported model's ``OnnxModel.predict``); ``model``
+    then only needs ``tasks``, whose post-processing, drawing and JSON are the same either way.
     """
+    run = run or (lambda images: predict(model, images, device, amp_dtype))
     out.mkdir(parents=True, exist_ok=True)
     records: dict[str, dict[str, Any]] = {}
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         originals = [load_image(path) for path in chunk]
-        outputs = _predict_originals(model, originals, transform, device, amp_dtype)
+        outputs = _predict_originals(model, originals, transform, run)
         for row, (path, original) in enumerate(zip(chunk, originals)):
             image = original.permute(1, 2, 0).numpy()
             records[path.name] = {name: model.tasks[name].to_json(outs[row]) for name, outs in outputs.items()}
@@ -125,12 +130,12 @@ def predict_files(model: MultiTaskModel, paths: Sequence[Path], out: Path, trans
     return json_path
 
 
-def _predict_originals(model: MultiTaskModel, originals: Sequence[Tensor], transform: Callable[[Sample], Sample],
-                       device: torch.device, amp_dtype: torch.dtype | None) -> Outputs:
+def _predict_originals(model: MultiTaskModel | Any, originals: Sequence[Tensor], transform: Callable[[Sample], Sample],
+                       run: Callable[[Tensor], Outputs]) -> Outputs:
     """Outputs for ``uint8 [3, H, W]`` images of any sizes, each in its own image's frame."""
     images = torch.stack([transform(Sample(image)).image.as_subclass(Tensor) for image in originals])
     frames = [letterbox_frame(tuple(image.shape[-2:]), tuple(images.shape[-2:])) for image in originals]
-    return in_image_frames(model, predict(model, images, device, amp_dtype), frames)
+    return in_image_frames(model, run(images), frames)
 
 
 def in_image_frames(model: MultiTaskModel, outputs: Outputs, frames: Sequence[ImageFrame]) -> Outputs:
