@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from mtvision.balancing import Balancer, GradientBalancer
 from mtvision.models import MultiTaskModel
@@ -39,8 +39,7 @@ def write_model_card(model: MultiTaskModel, path: Path) -> None:
     path.write_text(json.dumps(describe_model(model), indent=2) + "\n")
 
 
-def gradient_mode(requested: Literal["parameters", "representation"] | None, method: Balancer,
-                  model: MultiTaskModel) -> Literal["parameters", "representation"] | None:
+def gradient_mode(requested: str | None, method: Balancer, model: MultiTaskModel) -> Any:
     """The per-task gradient mode a step uses: ``requested`` (None: the method's own), except
     representation mode on an architecture without a shared representation -> parameters."""
     wanted = requested or (method.gradients_of if isinstance(method, GradientBalancer) else None)

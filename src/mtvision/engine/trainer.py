@@ -50,7 +50,7 @@ class BalancingSettings:
     """The ``balancing.*`` keys the loop needs, under their config names (the method itself
     is built by the CLI from ``balancing.method`` / ``options``)."""
 
-    gradients: Literal["auto", "parameters", "representation"] = "auto"
+    gradients: Literal["auto", "parameters", "parameters_streamed", "parameters_stored", "representation"] = "auto"
     every: int = 1
     diagnostics: bool = True
 
