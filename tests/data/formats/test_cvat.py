@@ -115,3 +115,17 @@ def test_rotation_mask_group_and_tags(tmp_path: Path) -> None:
 def test_malformed_input_names_the_problem(tmp_path: Path, images: str, problem: str) -> None:
     with pytest.raises(FormatError, match=problem):
         cvat.read(write(tmp_path, images))
+
+
+def test_undeclared_tag_label_becomes_a_class_with_a_warning(tmp_path: Path) -> None:
+    # as in CVAT's documentation example: <meta> declares the shape labels only, and the
+    # image carries a <tag> whose label is not among them
+    meta = "<meta><task><labels><label><name>car</name></label></labels></task></meta>"
+    path = write(tmp_path, """<image id="0" name="a.jpg" width="10" height="8">
+      <box label="car" xtl="0" ytl="0" xbr="4" ybr="2"/><tag label="sunny" source="manual"/>
+    </image><image id="1" name="b.jpg" width="10" height="8"><tag label="rainy" source="manual"/></image>""", meta)
+    with pytest.warns(UserWarning, match=r"\['sunny', 'rainy'\] are not declared"):
+        rec = cvat.read(path)
+    assert rec.tasks["objects"].classes == ["car"]
+    assert rec.tasks["tags"].classes == ["sunny", "rainy"] and rec.tasks["tags"].multi_label
+    assert [im.targets["tags"] for im in rec.images] == [[0], [1]]

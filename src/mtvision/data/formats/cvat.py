@@ -5,6 +5,9 @@ Conventions:
 * Shapes -> task ``"objects"``; classes are the top-level labels of ``<meta>`` in their
   declared order (not those of type ``tag``). ``<tag>`` -> multi-label task ``"tags"``
   (present on every image once the file has any tag; an image without tags is ``[]``).
+  A tag whose label ``<meta>`` does not declare (CVAT's own documentation example does
+  this) becomes a class of ``"tags"`` after the declared ones, with a warning: the export
+  is read as CVAT wrote it, and the user learns the label space grew.
 * ``box`` (rotation about its centre: corners kept as a polygon segmentation, the
   enclosing box as ``box``), ``polygon``, ``ellipse`` (-> polygon), ``mask`` (its RLE runs
   over its own box, row-major, starting with background -> full-image COCO RLE).
@@ -36,15 +39,28 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from mtvision.data.errors import PARSE_ERRORS, FormatError, describe
 from mtvision.data.formats._files import safe_relpath
-from mtvision.data.formats._shapes import (Box, Draft, bounds, check_canvas, decode_cvat_rle, ellipse_polygon,
-                                           finish_instances, finish_labels, flatten, mask_region, merge_group, paste,
-                                           rotate)
+from mtvision.data.formats._shapes import (
+    Box,
+    Draft,
+    bounds,
+    check_canvas,
+    decode_cvat_rle,
+    ellipse_polygon,
+    finish_instances,
+    finish_labels,
+    flatten,
+    mask_region,
+    merge_group,
+    paste,
+    rotate,
+)
 from mtvision.data.formats.registry import register_format
 from mtvision.data.record import DatasetRecord, ImageRecord
 from mtvision.structures import Rle
@@ -84,6 +100,7 @@ def read(path: str | Path, *, subset: str | None = None, image_dir: str | None =
                                          - set(spec.keypoint_names))
     edges = [(names.index(a), names.index(b)) for a, b in spec.edges]
     classes, tag_classes = spec.label_spaces({t for ts in tags for t in ts}, {d.label for ds in drafts for d in ds})
+    tag_classes = _with_undeclared_tags(tag_classes, tags, str(file))
     if classes or any(drafts):
         finish_instances(record, drafts, str(file), classes, names, edges)
     if any(tags):
@@ -138,6 +155,18 @@ class _Spec:
         tag_only = {n for n, t in self.top.items() if t == "tag" or (t == "any" and n in tagged and n not in shaped)}
         return ([n for n in self.top if n not in tag_only],
                 [n for n, t in self.top.items() if t == "tag" or (t == "any" and n in tagged)])
+
+
+def _with_undeclared_tags(declared: list[str] | None, tags: list[list[str]], file: str) -> list[str] | None:
+    """The tag classes plus every tag label ``<meta>`` does not declare (in order of first use),
+    with one warning naming them: CVAT writes such tags, so refusing them would refuse its exports."""
+    if declared is None:
+        return None  # no <meta> labels at all: the classes are the tags seen
+    extra = list(dict.fromkeys(t for ts in tags for t in ts if t not in declared))
+    if extra:
+        warnings.warn(f"{file}: <tag> label(s) {extra} are not declared under <meta><labels>; read as classes of "
+                      f"task 'tags' after the declared {declared}", UserWarning, stacklevel=3)
+    return declared + extra
 
 
 def _svg_edges(svg: str, skeleton: str, slots: dict[tuple[str, str], str], file: str) -> list[tuple[str, str]]:
