@@ -76,10 +76,14 @@ def test_corrupt_image_raises_or_is_skipped_with_one_warning(record: DatasetReco
         MultiTaskDataset(broken)[1]
     skipping = MultiTaskDataset(broken, skip_corrupt=True)
     with pytest.warns(RuntimeWarning, match="bad.png"):
-        assert skipping[1].meta["file_name"] == record.images[2].file_name
+        assert skipping[1] is None  # left out, never replaced by a neighbour (that would count it twice)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # reported once: a second warning would raise here
-        assert skipping[1].meta["file_name"] == record.images[2].file_name
+        assert skipping[1] is None
+    assert list(skipping.skipped) == [str(bad)]
+    batch = collate([skipping[i] for i in range(3)])
+    assert [m["file_name"] for m in batch.meta] == [record.images[0].file_name, record.images[2].file_name]
+    assert collate([skipping[1]]) is None
 
 
 def test_collate_works_with_the_synthetic_dataset() -> None:

@@ -24,13 +24,13 @@ from typing import Any, Callable
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from mtvision.data.loading import CorruptImageError, load_sample
 from mtvision.data.record import DatasetRecord
 from mtvision.structures import Batch, Sample, TaskInfo
 
-__all__ = ["MultiTaskDataset", "collate"]
+__all__ = ["MultiTaskDataset", "SkippingLoader", "collate"]
 
 
 class MultiTaskDataset(Dataset[Sample]):
@@ -38,9 +38,11 @@ class MultiTaskDataset(Dataset[Sample]):
 
     ``tasks`` restricts the targets loaded (default: all of the record's tasks).
     With ``skip_corrupt=True`` an unreadable image (missing, truncated, not an image) is
-    warned about once per process and replaced by the next readable index, so an epoch
-    keeps its length and no up-front scan of every file is needed; with ``False`` (the
-    default) it raises :class:`~mtvision.data.loading.CorruptImageError` naming the file.
+    warned about once per process, recorded in :attr:`skipped` and returned as ``None``,
+    which :func:`collate` leaves out of its batch: the image is dropped from the epoch and
+    from validation, never replaced by a neighbour (which would count that one twice), and
+    no up-front scan of every file is needed. With ``False`` (the default) it raises
+    :class:`~mtvision.data.loading.CorruptImageError` naming the file.
 
     Example:
         >>> from torch.utils.data import DataLoader
@@ -58,7 +60,7 @@ class MultiTaskDataset(Dataset[Sample]):
         self.task_names = list(record.tasks) if tasks is None else list(tasks)
         self.transform = transform
         self.skip_corrupt = skip_corrupt
-        self._corrupt: set[int] = set()
+        self.skipped: dict[str, str] = {}  # path -> why, of the images left out (in this process)
 
     @property
     def tasks(self) -> dict[str, TaskInfo]:
@@ -68,34 +70,46 @@ class MultiTaskDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.record.images)
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, index: int) -> Sample | None:
         sample = self._load(index) if not self.skip_corrupt else self._load_skipping(index)
+        if sample is None:
+            return None
         return self.transform(sample) if self.transform is not None else sample
 
     def _load(self, index: int) -> Sample:
         return load_sample(self.record, self.record.images[index], self.task_names)
 
-    def _load_skipping(self, index: int) -> Sample:
-        for offset in range(len(self)):
-            candidate = (index + offset) % len(self)
-            if candidate in self._corrupt:
-                continue
-            try:
-                return self._load(candidate)
-            except CorruptImageError as err:
-                self._corrupt.add(candidate)
+    def _load_skipping(self, index: int) -> Sample | None:
+        try:
+            return self._load(index)
+        except CorruptImageError as err:
+            if err.file not in self.skipped:
+                self.skipped[err.file] = err.problem
                 warnings.warn(f"skipping corrupt image: {err}", RuntimeWarning, stacklevel=3)
-        raise CorruptImageError(self.record.root, "every image of the dataset is unreadable")
+            return None
 
 
-def collate(samples: list[Sample]) -> Batch:
+class SkippingLoader(DataLoader):
+    """A ``DataLoader`` that leaves out batches whose every image was skipped as corrupt."""
+
+    def __iter__(self) -> Any:
+        return (batch for batch in super().__iter__() if batch is not None)
+
+
+def collate(samples: list[Sample | None]) -> Batch | None:
     """Stack images and batch each task over the samples that carry it.
+
+    ``None`` samples (corrupt images skipped by :class:`MultiTaskDataset`) are left out;
+    a batch of nothing but those is ``None`` (:class:`SkippingLoader` drops it).
 
     Images are expected float (normalised by the transform pipeline); ``uint8`` images
     (no transform) are scaled to ``[0, 1]`` so a raw dataset still trains. Dense and
     image-level targets are stacked into plain tensors (``[B', ...]``), ``Instances`` are
     kept as a list, anything else (e.g. strings) as a list.
     """
+    samples = [s for s in samples if s is not None]
+    if not samples:
+        return None
     images = _stack_images([s.image for s in samples])
     tasks = list(dict.fromkeys(task for s in samples for task in s.targets))
     present = {t: torch.tensor([t in s.targets for s in samples], dtype=torch.bool) for t in tasks}
