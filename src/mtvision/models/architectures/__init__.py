@@ -4,12 +4,7 @@ Importing this package registers every built-in architecture; ``create_architect
 builds one by name and checks its options.
 """
 
-import mtvision.models.architectures.cross_stitch  # noqa: F401  (registers)
-import mtvision.models.architectures.mmoe  # noqa: F401  (registers)
-import mtvision.models.architectures.mtan  # noqa: F401  (registers)
-import mtvision.models.architectures.mti_net  # noqa: F401  (registers)
-import mtvision.models.architectures.padnet  # noqa: F401  (registers)
-from mtvision.models.architectures import branched, hard  # noqa: F401  (registers)
+from mtvision.models.architectures import branched, cross_stitch, hard, mmoe, mtan, mti_net, padnet  # noqa: F401  (they register)
 from mtvision.models.architectures.base import (
     ARCHITECTURES,
     Architecture,
