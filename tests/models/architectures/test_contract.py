@@ -27,7 +27,7 @@ def model(request: pytest.FixtureRequest) -> MultiTaskModel:
 
 
 def test_every_architecture_of_the_issue_is_registered() -> None:
-    assert set(NAMES) >= {"hard"}
+    assert set(NAMES) >= {"hard", "mtan", "cross_stitch", "mmoe", "padnet", "mti_net", "branched"}
     assert all(ARCHITECTURES[name].name == name for name in NAMES)
 
 
