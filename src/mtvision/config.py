@@ -113,6 +113,10 @@ class ModelConfig(_Section):
     # A trained mtvision checkpoint to start from (`train --from`): every tensor whose name and shape
     # match is loaded, new tasks get fresh heads (docs/transfer.md). A new run, unlike --resume.
     init: Union[str, None] = None
+    # Parts that do not train, e.g. [backbone] or [backbone.layer1, neck, heads.depth]: backbone = the timm
+    # trunk under any architecture, backbone.<stage> one of its timm modules, neck = the FPN(s),
+    # heads.<task> = that task's head. Frozen BatchNorm keeps its statistics (eval mode).
+    freeze: list[str] = []
 
     @field_validator("architecture")
     @classmethod
@@ -179,6 +183,15 @@ class BalancingConfig(_Section):
         return self
 
 
+class DistillConfig(_Section):
+    # `from` in YAML (a Python keyword, hence the field name `checkpoint`)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True, serialize_by_alias=True)
+
+    checkpoint: str = Field(alias="from")  # the old model: a trained mtvision checkpoint, frozen while it teaches
+    tasks: list[str] = []  # old tasks whose outputs it keeps; [] = every task both the old model and the config have
+    weight: float = Field(1.0, ge=0)  # λ: the distillation loss is added to each task's own, times this
+
+
 class TrainConfig(_Section):
     epochs: int = Field(8, ge=1)  # passes over the training split
     lr: float = Field(2e-3, gt=0)  # AdamW peak learning rate (after warmup)
@@ -196,6 +209,18 @@ class TrainConfig(_Section):
     eval_every: int = Field(1, ge=1)  # validate every N epochs (and always after the last)
     predict_images: int = Field(4, ge=0)  # validation samples drawn with every task's prediction
     predict_every_epoch: bool = False  # draw predictions after every evaluation, not only at the end
+    # {part: factor} on lr, parts as in model.freeze, e.g. {backbone: 0.1}: a trained trunk moves slowly
+    # while new heads learn at full speed. Each part is a parameter group, logged as lr/<part>.
+    lr_mult: dict[str, float] = {}
+    # Learning without Forgetting from an old model: {from: PATH, tasks: [...], weight: 1.0} (docs/transfer.md)
+    distill: Union[DistillConfig, None] = None
+
+    @field_validator("lr_mult")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        if wrong := {part: f for part, f in value.items() if f < 0}:
+            raise ValueError(f"learning-rate multipliers must be >= 0: {wrong}")
+        return value
 
     @field_validator("amp", mode="before")
     @classmethod
@@ -319,7 +344,10 @@ def _keys_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
         if typing.get_origin(annotation) is dict:
             annotation = typing.get_args(annotation)[1]
             parts = parts[1:]
+        if typing.get_origin(annotation) is Union:  # an optional section (train.distill)
+            annotation = next((a for a in typing.get_args(annotation) if isinstance(a, type)
+                               and issubclass(a, BaseModel)), None)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
-    return list(model.model_fields)
+    return [field.alias or name for name, field in model.model_fields.items()]

@@ -55,4 +55,19 @@ def test_from_adds_a_task_in_a_new_run(runner: CliRunner, old_run: Path, tmp_pat
 def test_from_refuses_a_pickle(runner: CliRunner, tmp_path: Path) -> None:
     torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
     code, output = _train(runner, [*TINY, "--from", str(tmp_path / "module.pt")])
-    assert code == 2 and "weights-only" in output
+    assert code == 2 and "refused" in output and "module.pt" in output
+
+
+def test_freeze_lr_mult_and_distill_from_the_command_line(runner: CliRunner, old_run: Path, tmp_path: Path) -> None:
+    code, output = _train(runner, [*TINY, "run.name=lwf", "--from", str(old_run), "model.freeze=[backbone.layer1]",
+                                   "train.lr_mult={backbone: 0.1}", f"train.distill.from={old_run}",
+                                   "train.distill.tasks=[semseg, depth]"])
+    assert code == 0, output
+    assert "frozen: backbone.layer1" in output
+    (row,) = read_results(tmp_path / "runs" / "lwf" / "results.csv")
+    assert row["lr/backbone"] == pytest.approx(0.1 * row["lr/default"])
+
+
+def test_distill_naming_a_task_the_old_model_lacks_is_refused(runner: CliRunner, old_run: Path) -> None:
+    code, output = _train(runner, [*TINY, f"train.distill.from={old_run}", "train.distill.tasks=[normals]"])
+    assert code == 2 and "'normals' is not a task of the old model" in output

@@ -25,8 +25,10 @@ from mtvision.data.sources import read_record
 from mtvision.data.transforms import build_transforms
 from mtvision.engine import checkpoint as ckpt
 from mtvision.engine import transfer
+from mtvision.engine.distill import Distiller, check_tasks
 from mtvision.engine.distributed import DistInfo
-from mtvision.engine.parts import model_parts
+from mtvision.engine.freeze import freeze
+from mtvision.engine.parts import model_parts, resolve_parts
 from mtvision.engine.synthetic_cache import cached_synthetic, cached_synthetic_test
 from mtvision.engine.trainer import BalancingSettings, Trainer, TrainSettings
 from mtvision.models import MultiTaskModel, TaskSpec, build_model
@@ -65,10 +67,12 @@ def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[
                       f"{model.parameter_counts()['total'] / 1e6:.2f}M parameters, {device}")
     if cfg.model.init and not resume:
         initialise_from(cfg, model, run_dir, info)
+    freeze_parts(cfg, model, info)
     train_set, val_set = dataset(cfg, train_record, infos, True), dataset(cfg, val_record, infos, False)
     trainer = Trainer(model, train_set, val_set, train_settings(cfg), run_dir, device, info, balancing_method(cfg, infos),
                       metadata={"config": cfg.model_dump(mode="json"), "task_infos": ckpt.infos_to_plain(infos)},
-                      console=console, find_unused_parameters=partially_labelled(train_record, infos))
+                      console=console, find_unused_parameters=partially_labelled(train_record, infos),
+                      distill=distiller(cfg, model, device))
     if resume:
         trainer.resume(resume)
     return trainer, val_set
@@ -87,6 +91,33 @@ def initialise_from(cfg: Config, model: MultiTaskModel, run_dir: Path, info: Dis
         console.print(report.table(parts))
         console.print(transfer.describe(report))
         report.write(run_dir / "init.json", parts)
+
+
+def freeze_parts(cfg: Config, model: MultiTaskModel, info: DistInfo) -> None:
+    """``model.freeze`` applied, and the parts of ``train.lr_mult`` checked, before the trainer exists."""
+    try:
+        resolve_parts(model, cfg.train.lr_mult, "train.lr_mult")
+        frozen = freeze(model, cfg.model.freeze)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    if frozen and info.is_main:
+        count = sum(p.numel() for name, p in model.named_parameters() if name in set(frozen))
+        console.print(f"frozen: {', '.join(cfg.model.freeze)} ({count / 1e6:.2f}M parameters, BatchNorm in eval mode)")
+
+
+def distiller(cfg: Config, model: MultiTaskModel, device: torch.device) -> Optional[Distiller]:
+    """``train.distill``: the old model of ``from``, frozen, teaching the tasks it shares with the config."""
+    settings = cfg.train.distill
+    if settings is None:
+        return None
+    try:
+        transfer.read_trained(settings.checkpoint)  # refuses a pickle or a foreign file with the reason
+        _, teacher, _ = restore(Path(settings.checkpoint))
+        tasks = settings.tasks or [name for name in model.tasks if name in teacher.tasks]
+        check_tasks(teacher, model, tasks, f"train.distill ({settings.checkpoint})")
+    except ValueError as error:
+        raise typer.BadParameter(str(error).replace("model.init", "train.distill.from")) from None
+    return Distiller(teacher, tasks, settings.weight).to(device)
 
 
 def split_args(args: list[str]) -> tuple[Optional[Path], list[str]]:
@@ -205,6 +236,7 @@ def train_settings(cfg: Config) -> TrainSettings:
         grad_clip=t.grad_clip, patience=t.patience, best_metric=t.best_metric, best_mode=t.best_mode,
         max_nonfinite=t.max_nonfinite, eval_every=t.eval_every, predict_images=t.predict_images,
         predict_every_epoch=t.predict_every_epoch, seed=cfg.run.seed, tensorboard=cfg.logging.tensorboard,
+        lr_mult=dict(t.lr_mult),
         balancing=BalancingSettings(**cfg.balancing.model_dump(include={"gradients", "every", "diagnostics"})))
 
 

@@ -19,26 +19,63 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 from torch.optim import AdamW, Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
+from mtvision.engine.distributed import unwrap
+from mtvision.engine.parts import covers, resolve_parts
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float, extra: Iterable[nn.Parameter] = ()) -> AdamW:
+
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float, extra: Iterable[nn.Parameter] = (),
+                    lr_mult: Mapping[str, float] | None = None) -> AdamW:
     """AdamW with two groups: decayed weights, and undecayed biases / norm parameters.
 
     ``extra`` parameters (a balancing method's own, UW's log-variances) join the undecayed
     group: decay would pull every task's log-variance to 0, i.e. back to equal weights.
+
+    ``lr_mult`` (``train.lr_mult``: ``{part: factor}``, parts as in :mod:`mtvision.engine.parts`)
+    gives each named part its own pair of groups at ``lr * factor``, named after the part (the
+    rest is group ``default``, first, so that ``param_groups[0]`` keeps the base rate); a
+    parameter in two named parts takes the more specific one (the longer module path). The
+    schedule multiplies every group's rate by the same factor.
     """
-    decay, no_decay = [], list(extra)
-    for parameter in model.parameters():
+    net = unwrap(model)
+    owner = _owners(net, lr_mult or {})
+    named: dict[str, tuple[list[nn.Parameter], list[nn.Parameter]]] = {"default": ([], list(extra))}
+    for name, parameter in net.named_parameters():
         if parameter.requires_grad:
+            decay, no_decay = named.setdefault(owner.get(name, "default"), ([], []))
             (decay if parameter.ndim >= 2 else no_decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = []
+    for group, (decay, no_decay) in named.items():
+        rate = lr * (lr_mult or {}).get(group, 1.0)
+        groups += [{"params": params, "weight_decay": wd, "lr": rate, "name": group}
+                   for params, wd in ((decay, weight_decay), (no_decay, 0.0)) if params or group == "default"]
     return AdamW(groups, lr=lr, fused=True)
+
+
+def group_lrs(optimizer: Optimizer) -> dict[str, float]:
+    """``{"lr/<group>": rate}`` of every named group when there is more than one (``results.csv`` columns)."""
+    rates = {f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups if "name" in g}
+    return rates if len(rates) > 1 else {}
+
+
+def _owners(model: nn.Module, lr_mult: Mapping[str, float]) -> dict[str, str]:
+    """Parameter name -> the ``lr_mult`` part it belongs to (the most specific module path wins)."""
+    if not lr_mult:
+        return {}
+    paths = sorted(((path, part) for part, group in resolve_parts(model, lr_mult, "train.lr_mult").items()
+                    for path in group), key=lambda item: len(item[0]))
+    owner = {}
+    for name, _ in model.named_parameters():
+        for path, part in paths:  # shortest first: a longer (more specific) path overwrites
+            if covers(path, name):
+                owner[name] = part
+    return owner
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, constant: bool = False) -> Callable[[int], float]:

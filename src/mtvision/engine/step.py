@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,7 +38,10 @@ from mtvision.balancing.diagnostics import BalanceMonitor
 from mtvision.engine.distributed import all_reduce_sum, unwrap
 from mtvision.structures import Batch
 
-__all__ = ["StepParts", "NonFiniteLossError", "train_step", "autocast"]
+__all__ = ["Distill", "StepParts", "NonFiniteLossError", "train_step", "autocast"]
+
+#: ``(model, shared features, batch) -> {task: loss}``: losses a step adds to the tasks' own
+Distill = Callable[[nn.Module, list[Tensor], Batch], dict[str, Tensor]]
 
 
 @dataclass
@@ -55,6 +59,9 @@ class StepParts:
     gradients: Literal["parameters", "parameters_streamed", "parameters_stored", "representation"] | None = None
     every: int = 1  # gradient methods: recompute the weights every K updates, reuse them in between
     monitor: BalanceMonitor | None = None  # diagnostics: per-task gradient norms and cosines when set
+    # train.distill: extra per-task losses (an old model's outputs as targets, engine/distill.py), added to
+    # those tasks' own losses so that balancing sees them as the tasks' losses
+    distill: Distill | None = None
 
 
 class NonFiniteLossError(RuntimeError):
@@ -74,7 +81,9 @@ def train_step(model: nn.Module, batch: Batch, parts: StepParts) -> dict[str, fl
         with autocast(batch.images.device, parts.amp_dtype):
             features = net.features(batch.images)
             _, loss_parts = net.heads(features, tuple(batch.images.shape[-2:]), batch)
+            distilled = parts.distill(net, features, batch) if parts.distill is not None else {}
         losses = {n: loss_parts[n]["loss"].float() for n in names if n in loss_parts}
+        losses.update({n: losses.get(n, 0.0) + loss.float() for n, loss in distilled.items()})
         # Tasks without a labelled image in this batch have no loss: logged as 0.
         zero = batch.images.new_zeros((), dtype=torch.float32)
         vector = torch.stack([losses[n].detach() if n in losses else zero for n in names])

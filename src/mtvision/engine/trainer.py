@@ -27,7 +27,7 @@ from typing import Any, Literal
 import torch
 from rich.console import Console
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mtvision.balancing import Balancer, create
 from mtvision.balancing.backward import task_parameters
@@ -39,10 +39,10 @@ from mtvision.engine.distributed import DistInfo, ShardSampler, sync_buffers, tr
 from mtvision.engine.evaluate import Results, evaluate, higher_is_better, is_better
 from mtvision.engine.loggers import CSVLogger, Row, TensorBoardLogger
 from mtvision.engine.model_card import gradient_mode, write_model_card
-from mtvision.engine.optim import build_optimizer, build_scheduler, resolve_amp
+from mtvision.engine.optim import build_optimizer, build_scheduler, group_lrs, resolve_amp
 from mtvision.engine.plots import plot_balancing, plot_results
 from mtvision.engine.predict import save_prediction_grid
-from mtvision.engine.step import NonFiniteLossError, StepParts, train_step
+from mtvision.engine.step import Distill, NonFiniteLossError, StepParts, train_step
 
 
 @dataclass
@@ -77,6 +77,7 @@ class TrainSettings:
     predict_every_epoch: bool = False
     seed: int = 0
     tensorboard: bool = False
+    lr_mult: dict[str, float] = field(default_factory=dict)  # train.lr_mult: {part: factor} (engine/optim.py)
     balancing: BalancingSettings = field(default_factory=BalancingSettings)
 
 
@@ -110,7 +111,8 @@ class Trainer:
     def __init__(self, model: nn.Module, train_set: Dataset, val_set: Dataset, settings: TrainSettings,
                  run_dir: Path, device: torch.device | None = None, dist_info: DistInfo | None = None,
                  method: Balancer | None = None, metadata: dict[str, Any] | None = None,
-                 console: Console | None = None, find_unused_parameters: bool = False) -> None:
+                 console: Console | None = None, find_unused_parameters: bool = False,
+                 sampler: Sampler | None = None, distill: Distill | None = None) -> None:
         self.settings, self.run_dir = settings, Path(run_dir)
         self.device = device or torch.device("cpu")
         self.dist = dist_info or DistInfo()
@@ -119,12 +121,13 @@ class Trainer:
         self.model = wrap_model(model.to(self.device), self.device, self.dist, find_unused_parameters)
         self.tasks = dict(unwrap(self.model).tasks.items())
         self.val_set = val_set
-        self.sampler = train_sampler(train_set, self.dist, settings.seed)
+        self.sampler = sampler if sampler is not None else train_sampler(train_set, self.dist, settings.seed)
         self.train_loader = self._loader(train_set, self.sampler, drop_last=len(self.sampler) > settings.batch_size)
         self.val_loader = self._loader(val_set, ShardSampler(len(val_set), self.dist.rank, self.dist.world_size))
         self.amp_dtype, use_scaler = resolve_amp(settings.amp, self.device)
         self.method = (method or create("ew", num_tasks=len(self.tasks))).to(self.device)
-        optimizer = build_optimizer(self.model, settings.lr, settings.weight_decay, extra=self.method.parameters())
+        optimizer = build_optimizer(self.model, settings.lr, settings.weight_decay, extra=self.method.parameters(),
+                                    lr_mult=settings.lr_mult)
         steps = len(self.train_loader)
         scheduler = build_scheduler(optimizer, round(settings.warmup_epochs * steps), settings.epochs * steps,
                                     settings.schedule)
@@ -135,7 +138,7 @@ class Trainer:
             params=task_parameters(unwrap(self.model)), amp_dtype=self.amp_dtype, grad_clip=settings.grad_clip,
             gradients=gradient_mode(None if balancing.gradients == "auto" else balancing.gradients, self.method,
                                     unwrap(self.model)), every=balancing.every,
-            monitor=BalanceMonitor(list(self.tasks)) if balancing.diagnostics else None)
+            monitor=BalanceMonitor(list(self.tasks)) if balancing.diagnostics else None, distill=distill)
         self.best_metric, self.higher = self._best_metric()
         self.state = _State()
         self.loggers: list[Any] = []
@@ -195,6 +198,7 @@ class Trainer:
         self.method.end_epoch()  # epoch-level methods (DWA) close the epoch's mean losses
         row = {f"train/{key}": value / max(steps, 1) for key, value in sums.items() if key != "skipped"}
         row["lr"] = self.parts.optimizer.param_groups[0]["lr"]
+        row.update(group_lrs(self.parts.optimizer))  # lr/<group> of train.lr_mult
         if self.parts.monitor is not None:
             row.update(self.parts.monitor.summary())
         return row

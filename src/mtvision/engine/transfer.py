@@ -101,9 +101,9 @@ def read_trained(path: str | Path) -> dict[str, Any]:
                             f"weights_only=True); it holds Python objects that could run code, or is not a torch "
                             f"file. Give an mtvision checkpoint (runs/<name>/weights/best.pt). "
                             f"torch said: {str(error).splitlines()[0]}") from None
-    except (RuntimeError, EOFError, ValueError) as error:
-        raise TransferError(f"model.init: {path} is not a torch checkpoint ({str(error).splitlines()[0]}); "
-                            f"give an mtvision checkpoint (runs/<name>/weights/best.pt)") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as error:  # unreadable, or refused with its reason
+        raise TransferError(f"model.init: refused {path}: {str(error).splitlines()[0]}; give an mtvision "
+                            f"checkpoint (runs/<name>/weights/best.pt)") from None
     if not (isinstance(state, dict) and isinstance(state.get("model"), dict) and isinstance(state.get("config"), dict)):
         found = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
         raise TransferError(f"model.init: {path} is not an mtvision checkpoint (it needs 'model' weights and the "

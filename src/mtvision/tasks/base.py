@@ -23,11 +23,13 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from mtvision.structures import ImageFrame, TaskInfo
 from mtvision.structures.registry import registrar
 
 TASKS: dict[str, type[Task]] = {}
+DISTILL_TEMPERATURE = 2.0  # LwF (Li & Hoiem 2017) softens the old model's class outputs with T = 2
 _add_task = registrar(TASKS, "task type")
 
 
@@ -70,6 +72,28 @@ def _import_task(path: str) -> type[Task]:
     if not (isinstance(cls, type) and issubclass(cls, Task)):
         raise ValueError(f"task type {path!r}: {module_name} has no Task subclass named {attribute!r}")
     return cls
+
+
+def can_distill(cls: type[Task]) -> bool:
+    """Whether the task type defines :meth:`Task.distill_loss` (``train.distill`` accepts it)."""
+    return cls.distill_loss is not Task.distill_loss
+
+
+def soft_cross_entropy(student: Tensor, teacher: Tensor, temperature: float, dim: int = 1) -> Tensor:
+    """``T² · KL(softmax(teacher / T) ‖ softmax(student / T))`` over ``dim``, averaged over the rest.
+
+    Hinton et al. 2015's distillation loss as LwF uses it (T = 2 there); the T² keeps the
+    gradient's scale independent of T. Equal logits give 0.
+
+    Example:
+        >>> x = torch.tensor([[1.0, 2.0, 3.0]])
+        >>> float(soft_cross_entropy(x, x, temperature=2.0))
+        0.0
+    """
+    log_student = F.log_softmax(student.float() / temperature, dim=dim)
+    log_teacher = F.log_softmax(teacher.float() / temperature, dim=dim)
+    kl = (log_teacher.exp() * (log_teacher - log_student)).sum(dim=dim)
+    return kl.mean() * temperature ** 2
 
 
 def create_task(kind: str, name: str, info: TaskInfo, channels: int, strides: list[int], **options: Any) -> Task:
@@ -161,6 +185,14 @@ class Task(nn.Module):
 
     def make_metric(self) -> Metric:
         raise NotImplementedError
+
+    def distill_loss(self, prediction: Any, teacher: Any) -> Tensor:
+        """The loss of ``prediction`` against an older model's prediction of the same images, both raw
+        outputs of :meth:`forward`: Learning without Forgetting's soft targets (Li & Hoiem, TPAMI 2017).
+
+        A task type without one cannot be named in ``train.distill.tasks`` (the config check asks
+        :func:`can_distill`)."""
+        raise NotImplementedError(f"task type {self.kind!r} has no distillation loss")
 
     @property
     def test_metrics_higher_is_better(self) -> dict[str, bool]:

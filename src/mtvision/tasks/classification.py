@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from mtvision.draw import tile
 from mtvision.structures import ImageFrame, TaskInfo
 from mtvision.tasks._metrics import SplitMetric, average_precision, f_score, mean_ignoring_nan, safe_div
-from mtvision.tasks.base import Metric, Task, register
+from mtvision.tasks.base import DISTILL_TEMPERATURE, Metric, Task, register, soft_cross_entropy
 from mtvision.tasks.kinds import target_kind
 
 POOLS = ("all", "coarsest")
@@ -82,6 +82,12 @@ class Classification(Task):
         if self.multi_label:  # smoothing pulls each 0/1 target towards 1/2
             return {"loss": F.binary_cross_entropy_with_logits(logits, target.float() * (1 - eps) + eps / 2)}
         return {"loss": F.cross_entropy(logits, target, label_smoothing=eps)}
+
+    def distill_loss(self, prediction: Tensor, teacher: Tensor) -> Tensor:
+        """Softened KL to the old logits (T = 2, LwF); multi-label: BCE to the old sigmoid probabilities."""
+        if self.multi_label:
+            return F.binary_cross_entropy_with_logits(prediction.float(), teacher.float().sigmoid())
+        return soft_cross_entropy(prediction, teacher, DISTILL_TEMPERATURE)
 
     def baseline_statistics(self, target: Tensor) -> tuple[Tensor, Tensor]:
         """Class counts (per-class positives for multi-label) over the images."""

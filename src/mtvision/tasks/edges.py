@@ -78,6 +78,10 @@ class Edges(DenseTask):
         pos_weight = (target.numel() - positives) / positives.clamp_min(1)
         return {"loss": F.binary_cross_entropy_with_logits(prediction.float(), target, pos_weight=pos_weight)}
 
+    def distill_loss(self, prediction: Tensor, teacher: Tensor) -> Tensor:
+        """BCE to the old edge probabilities at every pixel (unweighted: soft targets have no class count)."""
+        return F.binary_cross_entropy_with_logits(prediction.float(), teacher.float().sigmoid())
+
     def baseline_statistics(self, target: Tensor) -> tuple[Tensor, Tensor]:
         """Edge pixels and all pixels: the edge rate."""
         return target.double().sum().reshape(1), torch.tensor(float(target.numel()))

@@ -83,6 +83,10 @@ class Normals(DenseTask):
         cosine = (prediction.float() * unit_vectors(target.float(), dim=1)).sum(dim=1)
         return {"loss": masked_mean(1 - cosine, valid_pixels(target))}
 
+    def distill_loss(self, prediction: Tensor, teacher: Tensor) -> Tensor:
+        """1 - cosine to the old unit normals at every pixel (the task's own loss, old normals as target)."""
+        return (1 - (prediction.float() * teacher.float()).sum(dim=1)).mean()
+
     def baseline_statistics(self, target: Tensor) -> tuple[Tensor, Tensor]:
         """The sum of the normal vectors: only its direction is used."""
         return target.double().sum(dim=(0, 2, 3)), torch.tensor(1.0)

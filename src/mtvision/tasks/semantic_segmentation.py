@@ -28,7 +28,7 @@ from torchvision import tv_tensors
 from mtvision.draw import colorize_labels
 from mtvision.structures import TaskInfo
 from mtvision.tasks._metrics import SplitMetric, masked_mean, mean_ignoring_nan, safe_div
-from mtvision.tasks.base import Metric, register
+from mtvision.tasks.base import DISTILL_TEMPERATURE, Metric, register, soft_cross_entropy
 from mtvision.tasks.dense_head import DenseTask, constant_map, overlay, per_image
 from mtvision.tasks.kinds import single_channel, target_kind
 
@@ -60,6 +60,10 @@ class SemanticSegmentation(DenseTask):
         void = self.info.ignore_index
         per_pixel = F.cross_entropy(prediction.float(), target, ignore_index=void, reduction="none")
         return {"loss": masked_mean(per_pixel, target != void)}
+
+    def distill_loss(self, prediction: Tensor, teacher: Tensor) -> Tensor:
+        """Per-pixel softened KL to the old logits (T = 2, LwF's classification loss at every pixel)."""
+        return soft_cross_entropy(prediction, teacher, DISTILL_TEMPERATURE)
 
     def baseline_statistics(self, target: Tensor) -> tuple[Tensor, Tensor]:
         """Pixel count per class over the non-void pixels."""
