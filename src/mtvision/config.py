@@ -301,9 +301,15 @@ def dump_config(config: Config) -> str:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    """The YAML mapping of ``path``; unreadable or invalid YAML names ``file:line:column``."""
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+        raise ConfigError(f"config file not found: {path}" if not path.exists() else f"{path}: not a file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(_yaml_problem(str(path), error)) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config file ({error})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level, got {type(data).__name__}")
     return data
@@ -319,7 +325,19 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {item!r}: '{'.'.join(parents[:depth + 1])}' is a value, not a section")
-    node[leaf] = yaml.safe_load(text) if text else None
+    try:
+        node[leaf] = yaml.safe_load(text) if text else None
+    except yaml.YAMLError as error:
+        raise ConfigError(_yaml_problem(f"override {item!r}", error).replace(":1:", ", column ", 1)) from None
+
+
+def _yaml_problem(where: str, error: yaml.YAMLError) -> str:
+    """``file:line:column: YAML syntax error: problem`` (PyYAML's own text names no file)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    context = getattr(error, "context", None)
+    position = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    return f"{where}{position}: YAML syntax error: {problem}" + (f" ({context})" if context else "")
 
 
 def _describe(error: Any) -> str:

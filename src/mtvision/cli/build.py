@@ -8,7 +8,11 @@ the CLI sees a :class:`~mtvision.config.Config`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple, Optional
 
@@ -19,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from mtvision.balancing import Balancer, create
 from mtvision.config import Config, ConfigError, dump_config, load_config
-from mtvision.data.dataset import MultiTaskDataset, collate
+from mtvision.data.dataset import MultiTaskDataset, SkippingLoader, collate
 from mtvision.data.record import DatasetRecord, split_record, thin_labels
 from mtvision.data.sources import read_record
 from mtvision.data.transforms import build_transforms
@@ -57,11 +61,8 @@ def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[
     train_record, val_record, _ = data or splits(cfg, info)
     infos = task_infos(cfg, train_record)
     model = model_of(cfg, infos)
-    if run_dir is None:
-        run_dir = resume.resolve().parent.parent if resume else new_run_dir(Path(cfg.run.output) / cfg.run.name)
+    run_dir = run_dir or run_dir_of(cfg, resume)
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dump_config(cfg))
         console.print(f"{len(infos)} tasks ({', '.join(infos)}) on {len(train_record.images)} training and "
                       f"{len(val_record.images)} validation images; {cfg.model.backbone}, "
                       f"{model.parameter_counts()['total'] / 1e6:.2f}M parameters, {device}")
@@ -75,7 +76,33 @@ def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[
                       distill=distiller(cfg, model, device))
     if resume:
         trainer.resume(resume)
+    if info.is_main:  # only now: a run that fails to start leaves no folder and no changed config.yaml
+        write_config(cfg, run_dir)
     return trainer, val_set
+
+
+def run_dir_of(cfg: Config, resume: Optional[Path]) -> Path:
+    """The folder of a resumed run (its checkpoint's), else a new ``runs/<name>`` (not created yet)."""
+    return resume.resolve().parent.parent if resume else new_run_dir(Path(cfg.run.output) / cfg.run.name)
+
+
+def write_config(cfg: Config, run_dir: Path) -> None:
+    """``config.yaml``: the config in force, written whole or not at all."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    temp = run_dir / ".config.yaml.tmp"
+    temp.write_text(dump_config(cfg))
+    os.replace(temp, run_dir / "config.yaml")
+
+
+@contextlib.contextmanager
+def no_litter(run_dir: Path, new: bool) -> Iterator[None]:
+    """Remove a new run's folder when it fails before its first checkpoint (nothing in it to keep)."""
+    try:
+        yield
+    except BaseException:
+        if new and run_dir.is_dir() and not (run_dir / "weights" / "last.pt").is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 
@@ -128,11 +155,8 @@ def split_args(args: list[str]) -> tuple[Optional[Path], list[str]]:
 
 
 def load(path: Optional[Path], overrides: list[str], base: Optional[dict] = None) -> Config:
-    try:
-        return load_config(path, overrides, base=base)
-    except ConfigError as error:
-        console.print(f"[red]config error[/red]\n{error}")
-        raise typer.Exit(2) from None
+    """The validated config; a :class:`ConfigError` reaches the CLI's error boundary (exit 2)."""
+    return load_config(path, overrides, base=base)
 
 
 def import_task_types(cfg: Config) -> None:
@@ -197,8 +221,8 @@ def dataset(cfg: Config, record: DatasetRecord, infos: dict[str, TaskInfo], trai
 
 
 def eval_loader(cfg: Config, dataset: MultiTaskDataset, batch_size: Optional[int] = None) -> DataLoader:
-    """An evaluation loader over the whole of ``dataset`` (no shuffling, no sharding)."""
-    return DataLoader(dataset, batch_size=batch_size or cfg.data.batch_size, num_workers=cfg.data.workers,
+    """An evaluation loader over the whole of ``dataset`` (no shuffling, no sharding; skipped images left out)."""
+    return SkippingLoader(dataset, batch_size=batch_size or cfg.data.batch_size, num_workers=cfg.data.workers,
                       collate_fn=collate)
 
 
@@ -250,10 +274,24 @@ def new_run_dir(wanted: Path) -> Path:
 
 def restore(weights: Path) -> tuple[Config, MultiTaskModel, dict[str, TaskInfo]]:
     """The model of a checkpoint, rebuilt from the checkpoint alone (config + task infos + weights)."""
-    state = ckpt.load_checkpoint(weights)
-    cfg = load(None, [], base=state["config"])
+    state = ckpt.load_run_checkpoint(weights)
+    try:
+        cfg = load(None, [], base=state["config"])
+    except ConfigError as error:
+        raise ckpt.CheckpointError(weights, f"its config does not validate here ({error})",
+                                   f"use the mtvision version that wrote it ({_written_by(state)})") from None
     infos = ckpt.infos_from_plain(state["task_infos"])
     cfg.model.pretrained = False  # the checkpoint holds the weights: never download
+    cfg.model.init = None  # nor copy another checkpoint's: these weights are the model
     model = model_of(cfg, infos)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise ckpt.CheckpointError(weights, "its weights do not fit the model its own config builds "
+                                   f"({str(error).splitlines()[1].strip() if chr(10) in str(error) else error})",
+                                   f"written by another mtvision version ({_written_by(state)})?") from None
     return cfg, model, infos
+
+
+def _written_by(state: dict) -> str:
+    return f"mtvision {state.get('mtvision', {}).get('version', 'before 0.1.0')}"

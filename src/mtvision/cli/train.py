@@ -25,6 +25,9 @@ import typer
 
 from mtvision.cli import app, build
 from mtvision.cli.build import console
+from mtvision.cli.resume import finished, resume_config
+from mtvision.cli.validate import validate
+from mtvision.config import Config
 from mtvision.data.sources import read_record
 from mtvision.data.transforms import build_transforms
 from mtvision.engine import checkpoint as ckpt
@@ -34,6 +37,7 @@ from mtvision.engine.distributed import DistInfo, cleanup, init_distributed, res
 from mtvision.engine.evaluate import evaluate
 from mtvision.engine.optim import resolve_amp
 from mtvision.engine.predict import find_images, predict_files
+from mtvision.engine.trainer import Trainer
 
 
 @app.command()
@@ -46,14 +50,24 @@ def train(
     """Train one model on every configured task (default: the synthetic demo)."""
     path, overrides = build.split_args(args or [])
     overrides = [*overrides, f"model.init={init}"] if init else overrides
-    state = ckpt.load_checkpoint(resume) if resume else None
-    cfg = build.load(path, overrides, base=state["config"] if state else None)
+    state = ckpt.load_run_checkpoint(resume) if resume else None
+    if resume:
+        ckpt.remove_stale_temps(resume.parent)  # what a kill during a save left, even if nothing is left to train
+    cfg = resume_config(state, path, overrides) if state else build.load(path, overrides)
+    validate(cfg)  # before any data is read
+    done = finished(state, cfg, resume) if state and resume else None
+    if done:
+        console.print(done, markup=False, soft_wrap=True)
+        return
     if cfg.run.threads is not None:
         torch.set_num_threads(cfg.run.threads)
     info, device = init_distributed(cfg.run.device)
+    run_dir = build.run_dir_of(cfg, resume)
     try:
-        trainer, val_set = build.trainer(cfg, info, device, resume)
-        summary = trainer.fit()
+        with build.no_litter(run_dir, new=resume is None and info.is_main):
+            trainer, val_set = build.trainer(cfg, info, device, resume, run_dir=run_dir)
+            _announce_resume(state, cfg, trainer)
+            summary = trainer.fit()
         if info.is_main:
             baselines = baseline_results(trainer.tasks, build.eval_loader(cfg, val_set))
             console.print(metric_table(summary.results, baselines, title="final validation vs constant baselines"))
@@ -61,6 +75,18 @@ def train(
             console.print(f"best {summary.best_metric} = {best}; run saved to [bold]{summary.run_dir}[/bold]")
     finally:
         cleanup()
+
+
+def _announce_resume(state: Optional[dict], cfg: Config, trainer: Trainer) -> None:
+    """Say where a resume continues, and the schedule rule when ``train.epochs`` changed."""
+    if state is None or not trainer.dist.is_main:
+        return
+    where = f"epoch {state['epoch'] + 1}, step {state.get('step', 0)}"
+    planned = state["config"]["train"]["epochs"]
+    lr = trainer.parts.optimizer.param_groups[0]["lr"]
+    change = (f"; train.epochs {planned} -> {cfg.train.epochs}: the learning rate follows the schedule of a "
+              f"{cfg.train.epochs}-epoch run from here (lr now {lr:.3g})") if planned != cfg.train.epochs else ""
+    console.print(f"resuming {trainer.run_dir} at {where}{change}", markup=False, soft_wrap=True)
 
 
 @app.command()

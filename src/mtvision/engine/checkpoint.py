@@ -161,11 +161,15 @@ def _unreadable(path: Path, error: BaseException) -> CheckpointError:
 
 
 def _disk_full(error: BaseException, path: Path) -> bool:
-    """ENOSPC itself, or torch's ``file write failed`` on a disk that has (almost) no space left."""
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
+    """ENOSPC anywhere in the chain (torch wraps it in ``[enforce fail ...]``), or a torch write
+    failure on a disk with (almost) no space left."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        cause = cause.__cause__ or cause.__context__
     free = _free_bytes(path.parent)
-    return "write" in str(error) and free is not None and free < 1 << 20
+    return ("write" in str(error) or "enforce fail" in str(error)) and free is not None and free < 1 << 20
 
 
 def _free_bytes(folder: Path) -> int | None:

@@ -57,8 +57,11 @@ def evaluate(model: nn.Module, loader: Iterable[Batch], device: torch.device,
 
 
 def _results(metrics: dict[str, Metric], loss_sums: torch.Tensor, names: list[str]) -> Results:
-    means = (loss_sums[0] / loss_sums[1]).tolist()  # NaN for a task with no labelled image
-    return {name: {**metrics[name].compute(), "loss": means[i]} for i, name in enumerate(names)}
+    """Each task's metrics, and its mean loss where one was computed: a detector computes none
+    in eval mode, and a ``loss`` column of NaN would read as a diverged run."""
+    counts, means = loss_sums[1].tolist(), (loss_sums[0] / loss_sums[1].clamp_min(1)).tolist()
+    return {name: {**metrics[name].compute(), **({"loss": means[i]} if counts[i] else {})}
+            for i, name in enumerate(names)}
 
 
 def higher_is_better(task: Task, metric: str) -> bool:

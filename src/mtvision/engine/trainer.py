@@ -32,11 +32,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from mtvision.balancing import Balancer, create
 from mtvision.balancing.backward import task_parameters
 from mtvision.balancing.diagnostics import BalanceMonitor
-from mtvision.data.dataset import collate
+from mtvision.data.dataset import SkippingLoader, collate
 from mtvision.engine import checkpoint as ckpt
 from mtvision.engine.console import epoch_progress, metric_table
 from mtvision.engine.distributed import DistInfo, ShardSampler, sync_buffers, train_sampler, unwrap, wrap_model
 from mtvision.engine.evaluate import Results, evaluate, higher_is_better, is_better
+from mtvision.engine.interrupts import RunInterrupted, SkippingSampler, StopRequest
 from mtvision.engine.loggers import CSVLogger, Row, TensorBoardLogger
 from mtvision.engine.model_card import gradient_mode, write_model_card
 from mtvision.engine.optim import build_optimizer, build_scheduler, group_lrs, resolve_amp
@@ -103,6 +104,11 @@ class _State:
     elapsed: float = 0.0  # seconds of training before this process (resume)
     nonfinite: int = 0  # consecutive skipped steps
     results: Results = field(default_factory=dict)
+    # Position inside epoch ``epoch + 1`` (an interrupted epoch): batches done, and the sums
+    # of the logged train values over its counted steps, so its results.csv row is whole.
+    step: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    counted: int = 0
 
 
 class Trainer:
@@ -122,7 +128,8 @@ class Trainer:
         self.tasks = dict(unwrap(self.model).tasks.items())
         self.val_set = val_set
         self.sampler = sampler if sampler is not None else train_sampler(train_set, self.dist, settings.seed)
-        self.train_loader = self._loader(train_set, self.sampler, drop_last=len(self.sampler) > settings.batch_size)
+        self.position = SkippingSampler(self.sampler)  # leaves out the batches a mid-epoch resume has done
+        self.train_loader = self._loader(train_set, self.position, drop_last=len(self.sampler) > settings.batch_size)
         self.val_loader = self._loader(val_set, ShardSampler(len(val_set), self.dist.rank, self.dist.world_size))
         self.amp_dtype, use_scaler = resolve_amp(settings.amp, self.device)
         self.method = (method or create("ew", num_tasks=len(self.tasks))).to(self.device)
@@ -142,11 +149,18 @@ class Trainer:
         self.best_metric, self.higher = self._best_metric()
         self.state = _State()
         self.loggers: list[Any] = []
+        self.stop = StopRequest()
+        self._pending_rng: dict[str, Any] | None = None  # a mid-epoch resume's RNG, set once its loader started
+        self.skipped_images: set[str] = set()  # corrupt images already reported (each is listed once)
 
     # --- public ---------------------------------------------------------------------
     def resume(self, path: str | Path) -> None:
-        """Continue from a ``last.pt``: weights, optimizer, scheduler, scaler, RNG, balancing and loop state."""
-        state = ckpt.load_checkpoint(path)
+        """Continue from a ``last.pt``: weights, optimizer, scheduler, scaler, RNG, balancing and loop state.
+
+        The learning rate is recomputed from the schedule at the saved step: equal to the
+        saved one when nothing changed, and the new schedule's when ``epochs`` was extended.
+        """
+        state = ckpt.load_run_checkpoint(path, keys=ckpt.RESUME_KEYS)
         unwrap(self.model).load_state_dict(state["model"])
         self.method.load_state_dict(state["balancing"])
         last = state["balancing_last_weights"]  # reused between recomputations (balancing.every)
@@ -154,25 +168,46 @@ class Trainer:
         self.parts.optimizer.load_state_dict(state["optimizer"])
         self.parts.scheduler.load_state_dict(state["scheduler"])
         self.parts.scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
+        self._apply_schedule()
         self.state = _State(epoch=state["epoch"], best_score=state["best_score"], bad_evals=state["bad_evals"],
-                            elapsed=state["elapsed"])
+                            elapsed=state["elapsed"], nonfinite=state.get("nonfinite", 0), step=state.get("step", 0),
+                            sums=dict(state.get("epoch_sums", {})), counted=state.get("epoch_counted", 0))
+        if self.state.step:  # mid-epoch: the loader draws a seed from the RNG when it starts, restore after it
+            self._pending_rng = state["rng"]
+        else:
+            ckpt.set_rng_state(state["rng"])
+
+    def _apply_schedule(self) -> None:
+        """Each group's lr from the schedule at the current step (the new one after ``epochs`` changed)."""
+        scheduler = self.parts.scheduler
+        for group, base, factor in zip(self.parts.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+            group["lr"] = base * factor(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in self.parts.optimizer.param_groups]
 
     def fit(self) -> FitSummary:
-        """Run the remaining epochs; returns the last validation results and the best score."""
+        """Run the remaining epochs; returns the last validation results and the best score.
+
+        On SIGINT / SIGTERM the step in progress finishes, ``last.pt`` records the exact
+        position and :class:`~mtvision.engine.interrupts.RunInterrupted` is raised.
+        """
         self._open_loggers()
-        start, stopped = time.perf_counter() - self.state.elapsed, False
-        for epoch in range(self.state.epoch + 1, self.settings.epochs + 1):
-            row: Row = {"epoch": epoch, **self._train_epoch(epoch)}
-            self.state.epoch = epoch
-            if epoch % self.settings.eval_every == 0 or epoch == self.settings.epochs:
-                stopped = self._validate(epoch, row)
-            self.state.elapsed = time.perf_counter() - start
-            row["time"] = round(self.state.elapsed, 2)
-            self._log(row)
-            self._save("last.pt")
-            if stopped:
-                break
+        self._start = time.perf_counter() - self.state.elapsed
+        stopped = False
+        with self.stop:
+            for epoch in range(self.state.epoch + 1, self.settings.epochs + 1):
+                row: Row = {"epoch": epoch, **self._train_epoch(epoch)}
+                self.state.epoch = epoch
+                if epoch % self.settings.eval_every == 0 or epoch == self.settings.epochs:
+                    stopped = self._validate(epoch, row)
+                self.state.elapsed = time.perf_counter() - self._start
+                row["time"] = round(self.state.elapsed, 2)
+                self._log(row)
+                self._save("last.pt")
+                self._report_skipped()
+                if stopped:
+                    break
+                if self.stop.requested() and epoch < self.settings.epochs:
+                    self._interrupted(epoch + 1)
         self._finish()
         return FitSummary(self.run_dir, self.state.results, self.best_metric, self.state.best_score,
                           self.state.epoch, stopped)
@@ -183,17 +218,19 @@ class Trainer:
         self.sampler.set_epoch(epoch)
         if self.parts.monitor is not None:
             self.parts.monitor.reset()
-        sums: dict[str, float] = {}
-        steps = 0
+        self.position.skip = self.state.step * self.settings.batch_size
         with epoch_progress(self.console, len(self.train_loader), f"epoch {epoch}/{self.settings.epochs}") as bar:
-            for batch in self.train_loader:
-                values = train_step(self.model, batch.to(self.device, non_blocking=True), self.parts)
-                if self._count_nonfinite(values):
-                    continue
-                steps += 1
-                bar.advance(values)
-                for key, value in values.items():
-                    sums[key] = sums.get(key, 0.0) + value
+            batches = iter(self.train_loader)
+            if self._pending_rng is not None:
+                ckpt.set_rng_state(self._pending_rng)
+                self._pending_rng = None
+            for batch in batches:
+                self._step(batch, bar)
+                if self.stop.requested():
+                    self._interrupted(epoch)
+        self.position.skip = 0
+        sums, steps = self.state.sums, self.state.counted
+        self.state.step, self.state.sums, self.state.counted = 0, {}, 0
         sync_buffers(self.model)
         self.method.end_epoch()  # epoch-level methods (DWA) close the epoch's mean losses
         row = {f"train/{key}": value / max(steps, 1) for key, value in sums.items() if key != "skipped"}
@@ -202,6 +239,37 @@ class Trainer:
         if self.parts.monitor is not None:
             row.update(self.parts.monitor.summary())
         return row
+
+    def _step(self, batch: Any, bar: Any) -> None:
+        """One training step, and its values added to the epoch's sums (the position advances)."""
+        values = train_step(self.model, batch.to(self.device, non_blocking=True), self.parts)
+        self.state.step += 1
+        if self._count_nonfinite(values):
+            return
+        self.state.counted += 1
+        bar.advance(values)
+        for key, value in values.items():
+            self.state.sums[key] = self.state.sums.get(key, 0.0) + value
+
+    def _interrupted(self, epoch: int) -> None:
+        """Save the exact position (``epoch`` in progress, its steps done) and stop."""
+        self.state.elapsed = time.perf_counter() - self._start
+        self._save("last.pt")
+        path = self.run_dir / "weights" / "last.pt" if self.dist.is_main else None
+        raise RunInterrupted(self.stop.signum or 2, epoch, self.state.step, path)
+
+    def _report_skipped(self) -> None:
+        """List the corrupt images skipped so far (each once): they are left out, never replaced."""
+        found: dict[str, str] = {}
+        for dataset in (self.train_loader.dataset, self.val_set):
+            found.update(getattr(dataset, "skipped", {}))
+        new = {path: why for path, why in found.items() if path not in self.skipped_images}
+        self.skipped_images.update(new)
+        if new and self.console is not None:
+            self.console.print(f"[yellow]left out {len(new)} unreadable image(s) (data.skip_corrupt); "
+                               f"{len(self.skipped_images)} in all:[/yellow]", soft_wrap=True)
+            for path, why in new.items():
+                self.console.print(f"  {path}: {why}", markup=False, soft_wrap=True)
 
     def _count_nonfinite(self, values: dict[str, float]) -> bool:
         """True for a skipped step; raises after ``max_nonfinite`` consecutive ones."""
@@ -247,6 +315,8 @@ class Trainer:
             "rng": ckpt.rng_state(), "epoch": self.state.epoch, "best_score": self.state.best_score,
             "bad_evals": self.state.bad_evals, "elapsed": self.state.elapsed, "best_metric": self.best_metric,
             "balancing": self.method.state_dict(), "balancing_last_weights": self.method.last_weights,
+            "step": self.state.step, "epoch_sums": dict(self.state.sums), "epoch_counted": self.state.counted,
+            "nonfinite": self.state.nonfinite, "mtvision": ckpt.stamp(),
             **self.metadata,
         })
 
@@ -254,6 +324,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_stale_temps(self.run_dir / "weights")
         write_model_card(unwrap(self.model), self.run_dir / "model.json")
         self.loggers = [CSVLogger(self.run_dir / "results.csv", resume_epoch=self.state.epoch)]
         if self.settings.tensorboard:
@@ -282,7 +353,7 @@ class Trainer:
 
     # --- set-up helpers -------------------------------------------------------------
     def _loader(self, dataset: Dataset, sampler: Any, drop_last: bool = False) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.settings.batch_size, sampler=sampler, drop_last=drop_last,
+        return SkippingLoader(dataset, batch_size=self.settings.batch_size, sampler=sampler, drop_last=drop_last,
                           num_workers=self.settings.workers, collate_fn=collate,
                           pin_memory=self.device.type == "cuda")
 

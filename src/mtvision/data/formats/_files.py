@@ -110,8 +110,27 @@ def safe_relpath(relpath: object, file: str | Path, entry: str) -> str:
 
 
 def safe_join(root: str | Path, relpath: object, file: str | Path, entry: str) -> Path:
-    """``root / relpath`` after :func:`safe_relpath` has refused paths escaping ``root``."""
-    return Path(root) / safe_relpath(relpath, file, entry)
+    """``root / relpath`` after :func:`safe_relpath` has refused paths escaping ``root``, and
+    :func:`within_root` one that a symlink inside the dataset leads out of it."""
+    path = Path(root) / safe_relpath(relpath, file, entry)
+    within_root(root, path, file, entry)
+    return path
+
+
+def within_root(root: str | Path, path: str | Path, file: str | Path, entry: str) -> None:
+    """Refuse ``path`` when, symlinks followed, it lands outside ``root`` (followed too).
+
+    The lexical check cannot see a link such as ``images/a.jpg -> /home/me/.ssh/id_rsa`` in
+    a downloaded archive; resolving both sides can. A missing file is left to the reader
+    that opens it (its error names the file).
+    """
+    target = Path(path)
+    if not target.is_symlink() and not any(p.is_symlink() for p in target.parents if p != Path(".")):
+        return
+    resolved, base = target.resolve(), Path(root).resolve()
+    if resolved != base and base not in resolved.parents:
+        raise FormatError(file, entry, f"path {str(path)!r} leads through a symlink to {resolved}, outside the "
+                                       f"dataset root {base}; copy the file into the dataset instead")
 
 
 def image_size(path: str | Path, file: str | Path, entry: str) -> tuple[int, int]:
