@@ -65,14 +65,55 @@ def test_merge_prints_coverage_and_conflicts_and_writes_a_coco_readable_file(tmp
     assert sorted(c["name"] for c in gt.loadCats(gt.getCatIds())) == ["bike", "car"]
 
 
-def test_merge_refuses_an_output_outside_the_images_folders(tmp_path: Path) -> None:
+def test_merge_links_the_images_into_an_output_outside_their_folders(tmp_path: Path) -> None:
     ann = _coco(tmp_path)
     result = _invoke("merge", ann, "--out", tmp_path / "elsewhere" / "combined.json")
-    assert result.exit_code == 1
-    assert "output must sit in a folder that contains them all, such as their common ancestor" in result.stderr
-    assert not (tmp_path / "elsewhere").exists()
+    assert result.exit_code == 0, result.output
+    assert "3 image/map file(s) lie outside" in result.stdout
+    assert (tmp_path / "elsewhere" / "a.png").resolve() == ann.parent / "a.png"
+    assert _invoke("check", tmp_path / "elsewhere" / "combined.json").exit_code == 0
     bad = _invoke("merge", ann, "--out", tmp_path / "c.json", "--format-of", f"{ann}=kitti")
     assert bad.exit_code == 1 and "unknown format 'kitti'; valid formats: cityscapes" in bad.stderr
+
+
+def test_merge_rename_keeps_two_sources_objects_apart(tmp_path: Path) -> None:
+    first = _coco(tmp_path)
+    (tmp_path / "second").mkdir()
+    second = _coco(tmp_path / "second")
+    clash = _invoke("merge", first, second, "--out", tmp_path / "clash.json")
+    assert clash.exit_code == 0 and "3 conflict(s)" in clash.stdout  # both name their task "objects"
+    result = _invoke("merge", first, second, "--out", tmp_path / "all.json", "--rename", f"{second}:objects=second")
+    assert result.exit_code == 0, result.output
+    assert "no conflicts" in result.stdout and _row(result.stdout, "second", "instances", "3", "100%")
+    assert combined.read(tmp_path / "all.json").coverage() == {"objects": 3, "second": 3}
+    for item, problem in [("objects=x", "name the source, as SRC:TASK=NEW (there are 2 sources)"),
+                          (f"{tmp_path}/no.json:objects=x", "is not among the sources"),
+                          (f"{second}:boxes=x", "cannot rename task(s) ['boxes']: the source has ['objects']"),
+                          ("objects", "expected [SRC:]TASK=NEW")]:
+        bad = _invoke("merge", first, second, "--out", tmp_path / "bad.json", "--rename", item)
+        assert bad.exit_code == 1 and problem in bad.stderr, (item, bad.output)
+
+
+def test_a_missing_file_says_file_not_found(tmp_path: Path) -> None:
+    for command in (["stats"], ["check"], ["convert", "--to", "coco", "--out", str(tmp_path / "o.json")]):
+        result = _invoke(command[0], tmp_path / "missing.json", *command[1:])
+        assert result.exit_code == 1 and f"error: file not found: {tmp_path / 'missing.json'}" in result.stderr
+    merged = _invoke("merge", _coco(tmp_path), tmp_path / "gone", "--out", tmp_path / "m.json")
+    assert merged.exit_code == 1 and f"file not found: {tmp_path / 'gone'}" in merged.stderr
+
+
+def test_stats_writes_a_chart_only_where_out_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann = _coco(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    table = _invoke("stats", ann)
+    assert table.exit_code == 0 and "--out stats.png to save" in table.stdout
+    assert not (tmp_path / "stats.png").exists()  # nothing written in the working folder unasked
+    (tmp_path / "charts").mkdir()
+    for out, written in [(tmp_path / "charts", tmp_path / "charts" / "stats.png"),
+                         (tmp_path / "plots" / "coco.png", tmp_path / "plots" / "coco.png")]:
+        result = _invoke("stats", ann, "--out", out)
+        assert result.exit_code == 0 and f"wrote {written}" in result.stdout.replace("\n", "")
+        assert written.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_check_exit_status_follows_errors(tmp_path: Path) -> None:

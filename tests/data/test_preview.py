@@ -64,10 +64,23 @@ def test_cli_synth_then_preview(tmp_path: Path) -> None:
     assert result.exit_code == 0 and len(list((tmp_path / "q").glob("*.png"))) == 2
 
 
-def test_cli_preview_of_a_non_combined_file_fails_cleanly(tmp_path: Path) -> None:
+def test_cli_preview_of_an_unknown_file_fails_cleanly(tmp_path: Path) -> None:
     (tmp_path / "coco.json").write_text("{}")
     result = CliRunner().invoke(app, ["data", "preview", str(tmp_path / "coco.json"), "--out", str(tmp_path)])
-    assert result.exit_code == 1 and "not a combined-format JSON" in result.output
+    assert result.exit_code == 1 and "not a dataset of any known format" in result.output
+
+
+def test_cli_preview_of_a_missing_file_says_file_not_found(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["data", "preview", str(tmp_path / "missing.json"), "--out", str(tmp_path)])
+    assert result.exit_code == 1 and f"file not found: {tmp_path / 'missing.json'}" in result.stderr
+    assert "combined-format" not in result.output and "Traceback" not in result.output
+
+
+def test_cli_preview_reads_any_supported_export(tmp_path: Path, fixtures_dir: Path) -> None:
+    labelme = fixtures_dir / "labelme/wkentaro__labelme/examples/instance_segmentation/data_annotated"
+    result = CliRunner().invoke(app, ["data", "preview", str(labelme), "--out", str(tmp_path), "--num", "1"])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in tmp_path.glob("*.png")] == ["0000_2011_000003.png"]
 
 
 def test_cli_preview_with_augmentation(tmp_path: Path) -> None:

@@ -8,20 +8,28 @@ Example (shell)::
 
     mtvision data merge cvat/annotations.xml scene.csv --out data/combined.json
     mtvision data merge boxes.json depth/ --out data/combined.json --by id --format-of depth/=folders
+    mtvision data merge coco/ann.json voc/ --out data/all.json --rename voc/:objects=voc_boxes --copy-images
     mtvision data check data/combined.json                # exit status 1 when any error is found
     mtvision data check configs/my_run.yaml --no-images   # the config's data.source (and data.val)
     mtvision data check export/annotations.xml --fix --out clean/
-    mtvision data stats data/combined.json --plot stats.png
+    mtvision data check VOC2012/ --option semseg=false    # a reader's option (see its read() docstring)
+    mtvision data stats data/combined.json --out stats.png
     mtvision data stats data/combined.json --json > stats.json
     mtvision data convert coco/annotations.json --to yolo --out yolo/
+    mtvision data convert cvat/annotations.xml --to coco --out coco/annotations.json --copy-images
+
+Paths written always resolve from the output: files under the output's folder keep a
+relative path, the others are symlinked in (``--link-images``, the default) or copied
+(``--copy-images``), so ``data check`` on the output finds every image.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -36,7 +44,7 @@ from rich.table import Table
 from mtvision.cli import data_app
 from mtvision.config import Config, load_config
 from mtvision.data.check import Finding, check_record, fixed
-from mtvision.data.convert import materialise, output_path, write_as
+from mtvision.data.convert import Placement, files_outside, materialise, output_path, write_as
 from mtvision.data.formats import FORMATS, WRITERS, combined, get_format
 from mtvision.data.record import Annotation, DatasetRecord
 from mtvision.data.sources import COMBINED_NAME, SourceSpec, load_source, load_sources, read_record
@@ -52,7 +60,11 @@ MatchBy = Enum("MatchBy", {"name": "name", "id": "id"}, type=str)  # type: ignor
 
 FormatOption = Annotated[Optional[FormatName], typer.Option("--format", help="Input format (default: detected).")]
 Show = Annotated[int, typer.Option("--show", min=0, help="How many conflict / finding lines to print.")]
-CopyImages = Annotated[bool, typer.Option("--copy-images", help="Copy images into the output instead of symlinking.")]
+CopyImages = Annotated[bool, typer.Option("--copy-images", help="Copy the images (and maps) that lie outside the "
+                                                                 "output's folder into it.")]
+LinkImages = Annotated[bool, typer.Option("--link-images", help="Symlink them instead (the default).")]
+Options = Annotated[Optional[list[str]], typer.Option(
+    "--option", help="KEY=VALUE passed to the format's reader, e.g. semseg=false (YAML values; repeatable).")]
 
 
 @data_app.command("merge")
@@ -62,15 +74,25 @@ def merge(
     by: Annotated[MatchBy, typer.Option("--by", help="Match images by file name or by image id.")] = MatchBy.name,
     format_of: Annotated[Optional[list[str]], typer.Option(
         "--format-of", help="SRC=FORMAT for a source whose format is not detected (repeatable).")] = None,
+    rename: Annotated[Optional[list[str]], typer.Option(
+        "--rename", help="[SRC:]TASK=NEW renames a source's task, e.g. voc/:objects=boxes (SRC may be left out "
+                         "with one source; repeatable).")] = None,
+    option: Annotated[Optional[list[str]], typer.Option(
+        "--option", help="[SRC:]KEY=VALUE passed to a source's reader, e.g. voc/:semseg=false (repeatable).")] = None,
+    copy_images: CopyImages = False,
+    link_images: LinkImages = False,
     show: Show = 10,
 ) -> None:
     """Merge exports labelling different tasks of the same images into one combined dataset.
 
     The first source to label a task for an image wins; disagreements are listed as conflicts.
+    Every reader names its instance task "objects": --rename keeps two sources' objects apart.
     """
     with _user_errors():
-        result = load_sources(_specs(sources, format_of or []), by=by.value)
-        write_as(result.record, "combined", out)
+        how = _placement(copy_images, link_images)
+        result = load_sources(_specs(sources, format_of or [], rename or [], option or []), by=by.value)
+        _note_placed(result.record, "combined", out, how)
+        write_as(result.record, "combined", out, images=how)
     console.print(_coverage_table(result.record))
     n = len(result.conflicts)
     _print_lines(f"{n} conflict(s) (the later source's label was not used)" if n else "no conflicts",
@@ -89,6 +111,7 @@ def check(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for --fix: dataset.json and links to "
                                                               "the images; never the source's folder.")] = None,
     copy_images: CopyImages = False,
+    option: Options = None,
     show: Show = 10,
 ) -> None:
     """Find what would silently hurt training; exit status 1 when any error is found (even with --fix)."""
@@ -96,7 +119,7 @@ def check(
     with _user_errors():
         if fix != (out is not None):
             raise ValueError("--fix and --out go together: --fix --out DIR")
-        datasets = _datasets_to_check(target, format and format.value)
+        datasets = _datasets_to_check(_existing(target), format and format.value, _options(option or []))
         if out is not None and len(datasets) != 1:
             raise ValueError("--fix cleans one dataset and the config names several: pass the dataset's path")
         if out is not None:
@@ -115,21 +138,23 @@ def stats(
     path: Annotated[Path, typer.Argument(help="A dataset in any supported format.")],
     format: FormatOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object and nothing else.")] = False,
-    plot: Annotated[Optional[Path], typer.Option(
-        "--plot", help="Bar-chart PNG to write (default: stats.png here; with --json only if given).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "--plot", help="Bar-chart PNG to write (a folder gets stats.png); none unless given.")] = None,
+    option: Options = None,
 ) -> None:
-    """Per-task counts and class histograms."""
+    """Per-task counts and class histograms (and a bar chart with --out)."""
     with _user_errors():
-        result = dataset_stats(load_source(path, format and format.value))
-        if plot is not None or not as_json:
-            plot = plot or Path("stats.png")
-            plot.parent.mkdir(parents=True, exist_ok=True)
-            plot_stats(result, plot)
+        result = dataset_stats(load_source(_existing(path), format and format.value, **_options(option or [])))
+        if out is not None:
+            out = out / "stats.png" if out.is_dir() or not out.suffix else out
+            out.parent.mkdir(parents=True, exist_ok=True)
+            plot_stats(result, out)
     if as_json:
         typer.echo(json.dumps(result))
         return
     _print_stats(result)
-    console.print(f"[green]wrote[/green] {escape(str(plot))}")
+    console.print(f"[green]wrote[/green] {escape(str(out))}" if out is not None
+                  else "[dim]--out stats.png to save these as a bar chart[/dim]")
 
 
 @data_app.command("convert")
@@ -139,13 +164,17 @@ def convert(
     out: Annotated[Path, typer.Option("--out", help="JSON file (combined, coco) or folder (yolo, voc).")],
     format: FormatOption = None,
     copy_images: CopyImages = False,
+    link_images: LinkImages = False,
+    option: Options = None,
 ) -> None:
     """Rewrite a dataset in another format, warning about every task or field the target cannot hold."""
     written = output_path(to.value, out)
     with _user_errors():
-        record = load_source(src, format and format.value)
+        how = _placement(copy_images, link_images)
+        record = load_source(_existing(src), format and format.value, **_options(option or []))
         _refuse_source_folder(written, src, record)
-        warnings = write_as(record, to.value, out, images="copy" if copy_images else "link")
+        _note_placed(record, to.value, out, how)
+        warnings = write_as(record, to.value, out, images=how)
     for warning in warnings:
         errors.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     console.print(f"[green]wrote[/green] {len(record.images)} images as {to.value} -> {escape(str(written))}")
@@ -161,8 +190,10 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _specs(sources: list[Path], format_of: list[str]) -> list[SourceSpec]:
-    """One spec per source; ``--format-of SRC=FORMAT`` must name a source and a known format."""
+def _specs(sources: list[Path], format_of: Sequence[str], rename: Sequence[str] = (),
+           option: Sequence[str] = ()) -> list[SourceSpec]:
+    """One spec per source; ``--format-of SRC=FORMAT`` must name a source and a known format,
+    ``--rename`` / ``--option`` ``[SRC:]KEY=VALUE`` a source (or there is only one)."""
     formats: dict[str, str] = {}
     for item in format_of:
         src, sep, name = item.rpartition("=")
@@ -172,13 +203,76 @@ def _specs(sources: list[Path], format_of: list[str]) -> list[SourceSpec]:
         formats[os.path.abspath(src)] = name
     if unknown := sorted(set(formats) - {os.path.abspath(s) for s in sources}):
         raise ValueError(f"--format-of names {unknown}, which are not among the sources")
-    return [SourceSpec(s, formats.get(os.path.abspath(s))) for s in sources]
+    renames = _per_source("--rename", rename, sources, "TASK=NEW", parse=False)
+    options = _per_source("--option", option, sources, "KEY=VALUE", parse=True)
+    return [SourceSpec(_existing(s), formats.get(os.path.abspath(s)), options.get(os.path.abspath(s), {}),
+                       renames.get(os.path.abspath(s), {})) for s in sources]
 
 
-def _datasets_to_check(target: Path, format: str | None) -> list[tuple[Path, DatasetRecord]]:
+_KEYED = re.compile(r"^(?:(?P<src>.+):)?(?P<key>[A-Za-z_][\w.-]*)=(?P<value>.*)$")
+
+
+def _per_source(flag: str, items: Sequence[str], sources: list[Path], form: str,
+                parse: bool) -> dict[str, dict[str, Any]]:
+    """``[SRC:]KEY=VALUE`` items -> {absolute source: {key: value}}; SRC may be left out with one source.
+
+    Values are YAML (``false`` -> False, ``2`` -> 2) when ``parse``, kept as text otherwise.
+    """
+    known = {os.path.abspath(s): s for s in sources}
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        match = _KEYED.match(item)
+        if match is None:
+            raise ValueError(f"{flag} {item!r}: expected [SRC:]{form}")
+        src = match["src"]
+        if src is None and len(sources) != 1:
+            raise ValueError(f"{flag} {item!r}: name the source, as SRC:{form} (there are {len(sources)} sources)")
+        path = os.path.abspath(src) if src is not None else next(iter(known))
+        if path not in known:
+            raise ValueError(f"{flag} {item!r}: {src} is not among the sources {[str(s) for s in sources]}")
+        out.setdefault(path, {})[match["key"]] = _value(match["value"]) if parse else match["value"]
+    return out
+
+
+def _options(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` items of a one-source command -> reader keyword arguments (YAML values)."""
+    return _per_source("--option", items, [Path(".")], "KEY=VALUE", parse=True).get(os.path.abspath("."), {})
+
+
+def _value(text: str) -> Any:
+    """A YAML scalar or list (``false``, ``2``, ``[a, b]``), else the text itself."""
+    try:
+        return yaml.safe_load(text) if text else text
+    except yaml.YAMLError:
+        return text
+
+
+def _existing(path: Path) -> Path:
+    """``path``, or an error that says plainly it does not exist (not that its format is unknown)."""
+    if not path.exists():
+        raise FileNotFoundError(f"file not found: {path}" + (" (it is a broken symlink)" if path.is_symlink() else ""))
+    return path
+
+
+def _placement(copy: bool, link: bool) -> Placement:
+    if copy and link:
+        raise ValueError("--copy-images and --link-images exclude each other: choose one")
+    return "copy" if copy else "link"
+
+
+def _note_placed(record: DatasetRecord, format: str, out: Path, how: Placement) -> None:
+    """Say when files outside the output's folder are linked or copied in (the user sees it on disk)."""
+    if n := files_outside(record, format, out):
+        folder = output_path(format, out).parent
+        verb = "copying" if how == "copy" else "linking (--copy-images to copy)"
+        console.print(f"{n} image/map file(s) lie outside {escape(str(folder))}: {verb} them in")
+
+
+def _datasets_to_check(target: Path, format: str | None,
+                       options: dict[str, Any] | None = None) -> list[tuple[Path, DatasetRecord]]:
     """The dataset at ``target``, or those a config trains and validates on (data.source, data.val)."""
-    if format is not None or not _is_config(target):
-        return [(target, load_source(target, format))]
+    if format is not None or options or not _is_config(target):
+        return [(target, load_source(target, format, **(options or {})))]
     data = load_config(target).data
     if data.source == "synthetic":
         raise ValueError(f"{target}: data.source is 'synthetic' (scenes generated on the fly, nothing on disk to "

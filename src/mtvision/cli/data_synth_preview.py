@@ -15,12 +15,13 @@ from typing import Annotated, Callable, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mtvision.cli import data_app
 from mtvision.data.dataset import MultiTaskDataset
 from mtvision.data.errors import FormatError
-from mtvision.data.formats import combined
 from mtvision.data.preview import preview
+from mtvision.data.sources import load_source
 from mtvision.data.synthetic import SyntheticDataset, synthetic_tasks
 from mtvision.data.synthetic.combined_writer import export_synthetic
 from mtvision.data.transforms import build_transforms
@@ -47,7 +48,8 @@ def synth(out: Out, num: Num = 200, size: Size = 128, seed: Seed = 0,
 
 @data_app.command("preview")
 def preview_command(
-    source: Annotated[str, typer.Argument(help="A combined-format JSON, or 'synthetic' for freshly rendered scenes.")],
+    source: Annotated[str, typer.Argument(help="A dataset in any supported format, or 'synthetic' for freshly "
+                                               "rendered scenes.")],
     out: Out,
     num: Num = 8,
     size: Size = 128,
@@ -66,14 +68,18 @@ def preview_command(
 
 
 def _open(source: str, num: int, size: int, seed: int) -> tuple[MultiTaskDataset | SyntheticDataset, dict[str, TaskInfo]]:
-    """The samples and label spaces named by ``source``."""
+    """The samples and label spaces named by ``source``: any export the readers detect.
+
+    A missing path says so first; "not a dataset of any known format" would send the user
+    hunting for a format problem in a file that is not there.
+    """
     if source == "synthetic":
         return SyntheticDataset(num, size=size, seed=seed), synthetic_tasks()
-    if not combined.detect(source):
-        _fail(f"{source} is not a combined-format JSON (convert it first, or pass 'synthetic')")
+    if not Path(source).exists():
+        _fail(f"file not found: {source} (a dataset path, or 'synthetic')")
     try:
-        dataset = MultiTaskDataset(combined.read(source))
-    except FormatError as err:
+        dataset = MultiTaskDataset(load_source(source))
+    except ValueError as err:  # FormatError, or a record the dataset cannot decode
         _fail(str(err))
     return dataset, dataset.tasks
 
@@ -90,6 +96,6 @@ def _augmentation(preset: str, first: Sample, infos: dict[str, TaskInfo]) -> Cal
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code=1)
 

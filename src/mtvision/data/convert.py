@@ -7,10 +7,13 @@ Two things every writer leaves to its caller:
   (``"objects"`` / ``"semseg"`` when present, else the first of their kind) and returns
   one warning per thing left out, so nothing is dropped silently.
 * **Where the files are.** A JSON's image and map paths are relative to some folder; the
-  combined reader refuses paths that leave the JSON's folder (a downloaded file must not
-  make the loader read elsewhere on the disk). :func:`rebase` rewrites paths relative to
-  a folder and fails, naming the files' common ancestor, when one lies outside it;
-  :func:`materialise` links (or copies) the files into a new folder instead.
+  readers refuse paths that leave the JSON's folder (a downloaded file must not make the
+  loader read elsewhere on the disk). :func:`rebase` rewrites paths relative to a folder
+  and fails, naming the files' common ancestor, when one lies outside it;
+  :func:`materialise` links (or copies) the files into a new folder instead. So that what
+  is written can be read back (and ``data check`` finds every image), :func:`write_as`
+  keeps paths relative when the files already lie under the output's folder and links
+  (or copies) them in otherwise; :func:`files_outside` says beforehand how many will be.
 
 Example:
     >>> import tempfile
@@ -29,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 from collections.abc import Callable
@@ -78,7 +82,8 @@ def materialise(record: DatasetRecord, folder: str | Path, how: Placement = "lin
     if all(_is_under(f, folder) for f in files):
         return rebase(record, folder)
     root = os.path.abspath(record.root)
-    base = root if all(_is_under(f, root) for f in files) else _common_folder(files)
+    within_root = root != os.path.abspath(os.sep) and all(_is_under(f, root) for f in files)
+    base = root if within_root else _common_folder(files)  # a merge's root is "/": its files' folder instead
     protected = set(files)
     for file in files:
         _place(file, os.path.join(folder, os.path.relpath(file, base)), how, protected)
@@ -89,16 +94,19 @@ def write_as(record: DatasetRecord, format: str, out: str | Path, images: Placem
     """Write ``record`` with the writer of ``format``; returns warnings on what it could not hold.
 
     ``out`` is the JSON file for combined / COCO (a path without ``.json`` is taken as a
-    folder and gets ``dataset.json`` / ``annotations.json``), the folder for YOLO / VOC,
-    whose images are linked (or copied) in so the output is a complete dataset.
+    folder and gets ``dataset.json`` / ``annotations.json``), the folder for YOLO / VOC.
+    Every path written resolves from the output: files under the JSON's folder keep a
+    relative path, the others are linked (or copied, ``images="copy"``) in, so the output
+    reads back and checks clean wherever it is.
     """
     writer = get_writer(format)
     kwargs, warnings = _plan(record, format)
     out = output_path(format, out)
     if format == "combined":
-        writer.write(rebase(record, out.parent), out)
+        writer.write(materialise(record, out.parent, images), out)
     elif format == "coco":
-        warnings += _write_coco(record, out, kwargs)
+        written = _only_task(record, kwargs["task"])
+        writer.write(materialise(written, out.parent, images), out, **kwargs)
     elif format == "yolo":
         writer.write(record, out, images=images, **kwargs)
     else:  # voc
@@ -145,13 +153,19 @@ def _dropped_fields(record: DatasetRecord, format: str, task: str) -> list[str]:
             for what, n in counts.items() if n]
 
 
-def _write_coco(record: DatasetRecord, out: Path, kwargs: dict[str, Any]) -> list[str]:
-    """COCO file names relative to the JSON's folder when it holds the images, else to their common folder."""
-    files = referenced_files(record)
-    folder = os.path.abspath(out.parent)
-    base = folder if all(_is_under(f, folder) for f in files) else _common_folder(files)
-    get_writer("coco").write(_with_paths(record, Path(base), lambda p: _relative(p, base)), out, **kwargs)
-    return [] if base == folder else [f"image file names are relative to {base}: read the file with images_dir={base}"]
+def files_outside(record: DatasetRecord, format: str, out: str | Path) -> int:
+    """How many image / map files :func:`write_as` will link or copy under ``out`` (the CLI says so)."""
+    if format not in DEFAULT_JSON:
+        return 0
+    written = _only_task(record, _plan(record, format)[0]["task"]) if format == "coco" else record
+    folder = os.path.abspath(output_path(format, out).parent)
+    return sum(not _is_under(f, folder) for f in referenced_files(written))
+
+
+def _only_task(record: DatasetRecord, task: str) -> DatasetRecord:
+    """The images labelled for ``task``, with that target only: what a COCO file holds (and links)."""
+    images = [replace(im, targets={task: im.targets[task]}) for im in record.images if task in im.targets]
+    return replace(record, images=images)
 
 
 def _link_voc_images(record: DatasetRecord, out: Path, kwargs: dict[str, Any], how: Placement) -> None:
@@ -168,7 +182,9 @@ def _place(source: str, dest: str, how: Placement, protected: set[str]) -> None:
         raise ValueError(f"writing {dest} would overwrite a source file; choose another output folder")
     Path(dest).parent.mkdir(parents=True, exist_ok=True)
     if os.path.lexists(dest):
-        os.unlink(dest)
+        if not (os.path.islink(dest) or filecmp.cmp(source, dest, shallow=False)):
+            raise ValueError(f"{dest} exists and is not a copy of {source}; remove it or choose another output folder")
+        os.unlink(dest)  # a link or copy from an earlier run: replaced
     if how == "copy":
         shutil.copy2(source, dest)
     else:
