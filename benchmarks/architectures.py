@@ -1,12 +1,13 @@
 """How should tasks share? Every architecture as one ``mtvision compare`` row, same budget.
 
 On the synthetic scenes' four dense tasks (semseg, depth, normals, edges: the NYUD-v2 set
-of the MTL literature), each architecture's multi-task model is trained with the budget of
-``benchmarks/mtl_benefit.py`` study (a) (300 training scenes, 6 epochs, the demo's
-optimizer and augmentation) for 3 seeds and compared with the same single-task models:
-study (a)'s runs when they exist (``--baseline runs/study_dense``), else trained once here.
-Seeds run as parallel one-thread jobs; a last ``compare`` per architecture, alone on the
-machine, gathers the seeds and measures the costs. Writes docs/architectures_table.md.
+of the MTL literature), each architecture's multi-task model is trained with one budget
+(150 training scenes, 4 epochs, the demo's optimizer and augmentation; smaller than
+``benchmarks/mtl_benefit.py`` so that seven architectures x 3 seeds fit in an hour of 2 CPU
+cores) and compared with the same single-task models, trained once by the hard row and
+reused by the others (``--baseline``). Seeds run as parallel one-thread jobs; a last
+``compare`` per architecture gathers the seeds and measures the costs. Writes
+docs/architectures_table.md.
 
     python benchmarks/architectures.py --jobs 2
     python benchmarks/architectures.py --architectures hard mtan --seeds 0   # a part of it
@@ -21,33 +22,33 @@ from concurrent.futures import ThreadPoolExecutor
 from mtl_benefit import COMMON, OUT, ROOT, compare, summary_of
 
 TASKS = ["semseg", "depth", "normals", "edges"]
-BASE = ["tasks.objects=null"]  # study (a)'s overrides; --tasks keeps the four
+# The study's budget on top of mtl_benefit.COMMON (later overrides win).
+BASE = ["tasks.objects=null", "data.synthetic.num_train=150", "data.synthetic.num_val=50",
+        "data.synthetic.num_test=100", "train.epochs=4"]
 # The branched row splits the geometric tasks from the semantic ones after stage 3 of 4;
 # `mtvision affinity` recommends a tree from measurements instead.
 ARCHITECTURES = {"hard": [], "mtan": [], "cross_stitch": [], "mmoe": [], "padnet": [], "mti_net": [],
                  "branched": ["model.branches=[[semseg, edges], [depth, normals]]", "model.branch_at=3"]}
+BASELINE = ["--baseline", str(OUT / "study_arch_hard")]  # the hard row trains the single-task models
 
 
-def baseline() -> list[str]:
-    """Study (a)'s single-task runs when present (same budget), else the hard row's own."""
-    dense = OUT / "study_dense"
-    return ["--baseline", str(dense if (dense / "compare").is_dir() else OUT / "study_arch_hard")]
+def overrides(name: str) -> list[str]:
+    return [*BASE, f"model.architecture={name}", *ARCHITECTURES[name]]
 
 
 def run(names: list[str], seeds: list[int], jobs: int) -> None:
-    """The hard row first when it trains the baselines, then every (architecture, seed) job."""
-    first = [] if "study_dense" in baseline()[1] else ["hard"]
-    for name in first:
-        with ThreadPoolExecutor(jobs) as pool:
-            list(pool.map(lambda seed: compare(f"arch_{name}", BASE, TASKS, [seed], 1), seeds))
+    """The hard row first (it trains the baselines), then every (architecture, seed) job, then
+    one gathering ``compare`` per architecture."""
+    others = [name for name in names if name != "hard"]
     with ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(compare, f"arch_{name}", [*BASE, f"model.architecture={name}", *ARCHITECTURES[name]],
-                               TASKS, [seed], 1, baseline()) for name in names if name not in first for seed in seeds]
+        if "hard" in names or not (OUT / "study_arch_hard" / "compare").is_dir():
+            list(pool.map(lambda seed: compare("arch_hard", overrides("hard"), TASKS, [seed], 1), seeds))
+        futures = [pool.submit(compare, f"arch_{name}", overrides(name), TASKS, [seed], 1, BASELINE)
+                   for name in others for seed in seeds]
         for future in futures:
             future.result()
     for name in names:
-        compare(f"arch_{name}", [*BASE, f"model.architecture={name}", *ARCHITECTURES[name]], TASKS, seeds, None,
-                baseline() if name not in first else [])
+        compare(f"arch_{name}", overrides(name), TASKS, seeds, None, BASELINE if name != "hard" else [])
 
 
 def table(names: list[str]) -> str:
