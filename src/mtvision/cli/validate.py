@@ -7,12 +7,11 @@ valid value.
 
 Example:
     >>> from mtvision.config import load_config
-    >>> validate(load_config(None, ["tasks.semseg.type=semantic_segmentatoin"]))
-    Traceback (most recent call last):
-    ...
-    mtvision.config.ConfigError: tasks.semseg.type: unknown task type 'semantic_segmentatoin' — did you mean \
-'semantic_segmentation'? (available: classification, depth, detection, edges, normals, semantic_segmentation, \
-or an import path 'package.module:Class')
+    >>> try:
+    ...     validate(load_config(None, ["tasks.semseg.type=semantic_segmentatoin"]))
+    ... except ConfigError as error:
+    ...     print(str(error)[:95])
+    tasks.semseg.type: unknown task type 'semantic_segmentatoin' — did you mean 'semantic_segmentation'?
 """
 
 from __future__ import annotations
