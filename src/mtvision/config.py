@@ -69,6 +69,12 @@ class DataConfig(_Section):
     batch_size: int = Field(32, ge=1)  # per process; under torchrun the global batch is N times this
     workers: int = Field(0, ge=0)  # data-loader processes; 0 loads in the main process (best on 2 cores)
     skip_corrupt: bool = False  # skip unreadable images instead of failing (logged); off = fail loudly
+    # How images of a list of sources are matched: by file "name" (one image labelled in several tools),
+    # by "id", or "none": each source brings its own images (one dataset per task, docs/transfer.md).
+    merge: Literal["name", "id", "none"] = "name"
+    # What a batch holds when sources have their own images: every source ("batch": partial labels in
+    # each batch) or one source at a time ("source": only its heads run). Per-source `weight` sets the shares.
+    mix: Literal["batch", "source"] = "batch"
 
 
     @field_validator("label_fraction")

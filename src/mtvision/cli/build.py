@@ -25,6 +25,7 @@ from mtvision.balancing import Balancer, create
 from mtvision.config import Config, ConfigError, dump_config, load_config
 from mtvision.data.dataset import MultiTaskDataset, SkippingLoader, collate
 from mtvision.data.record import DatasetRecord, split_record, thin_labels
+from mtvision.data.sampling import SourceSampler, read_sources, source_of, source_weights
 from mtvision.data.sources import read_record
 from mtvision.data.transforms import build_transforms
 from mtvision.engine import checkpoint as ckpt
@@ -73,7 +74,7 @@ def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[
     trainer = Trainer(model, train_set, val_set, train_settings(cfg), run_dir, device, info, balancing_method(cfg, infos),
                       metadata={"config": cfg.model_dump(mode="json"), "task_infos": ckpt.infos_to_plain(infos)},
                       console=console, find_unused_parameters=partially_labelled(train_record, infos),
-                      distill=distiller(cfg, model, device))
+                      distill=distiller(cfg, model, device), sampler=source_sampler(cfg, train_record, info))
     if resume:
         trainer.resume(resume)
     if info.is_main:  # only now: a run that fails to start leaves no folder and no changed config.yaml
@@ -147,6 +148,24 @@ def distiller(cfg: Config, model: MultiTaskModel, device: torch.device) -> Optio
     return Distiller(teacher, tasks, settings.weight).to(device)
 
 
+def source_sampler(cfg: Config, record: DatasetRecord, info: DistInfo) -> Optional[SourceSampler]:
+    """Per-source ``weight`` shares and ``data.mix``; None (plain shuffling) for one source without weights."""
+    data = cfg.data
+    try:
+        weights = source_weights(data.source) if isinstance(data.source, list) else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    if weights is None and data.mix == "batch":
+        return None
+    return SourceSampler(source_of(record), weights, data.batch_size, data.mix, cfg.run.seed, info.rank,
+                         info.world_size)
+
+
+def listed(source: object) -> list:
+    """A ``data.val`` / ``data.test`` value as a list of source entries."""
+    return source if isinstance(source, list) else [source]
+
+
 def split_args(args: list[str]) -> tuple[Optional[Path], list[str]]:
     """``[CONFIG] key=value...``: the first argument is the config file when it has no ``=``."""
     if args and "=" not in args[0]:
@@ -183,11 +202,11 @@ def splits(cfg: Config, info: DistInfo, test: bool = False) -> Splits:
             held_out = read_record(cached_synthetic_test(Path(data.cache), s.num_train, s.num_val, s.num_test, s.size,
                                                          s.max_objects, s.seed, info))
     else:
-        record = read_record(data.source)
+        record = read_sources(data.source, data.merge) if isinstance(data.source, list) else read_record(data.source)
         if test:
             record, held_out = (record, read_record(data.test)) if data.test is not None else \
                 split_record(record, data.test_fraction, seed=0)
-        train, val = (record, read_record(data.val)) if data.val is not None else \
+        train, val = (record, read_sources(listed(data.val), data.merge)) if data.val is not None else \
             split_record(record, data.val_fraction, cfg.run.seed)
     if data.label_fraction:
         try:
