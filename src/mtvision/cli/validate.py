@@ -10,7 +10,7 @@ Example:
     >>> try:
     ...     validate(load_config(None, ["tasks.semseg.type=semantic_segmentatoin"]))
     ... except ConfigError as error:
-    ...     print(str(error)[:95])
+    ...     print(str(error).split(" (available")[0])
     tasks.semseg.type: unknown task type 'semantic_segmentatoin' — did you mean 'semantic_segmentation'?
 """
 
