@@ -262,16 +262,6 @@ class Config(_Section):
             raise ValueError(f"model.branches {self.model.branches}: {'; '.join(problems)} "
                              f"(tasks: {', '.join(self.tasks)})")
         return self
-        listed = [task for group in self.model.branches for task in group]
-        problems = [f"{task!r} is listed {listed.count(task)} times" for task in dict.fromkeys(listed)
-                    if listed.count(task) > 1]
-        problems += [f"{task!r} is not a configured task" for task in dict.fromkeys(listed) if task not in self.tasks]
-        problems += [f"task {task!r} is in no branch" for task in self.tasks if task not in listed]
-        problems += ["a branch is empty"] if any(not group for group in self.model.branches) else []
-        if problems:
-            raise ValueError(f"model.branches {self.model.branches}: {'; '.join(problems)} "
-                             f"(tasks: {', '.join(self.tasks)})")
-        return self
 
 
 class ConfigError(ValueError):
