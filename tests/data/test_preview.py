@@ -37,7 +37,8 @@ def test_preview_writes_one_tile_per_sample_and_applies_the_transform(tmp_path: 
 
     paths = preview([render_scene(0, 32), render_scene(1, 32)], synthetic_tasks(), tmp_path, transform=transform)
     assert [p.name for p in paths] == ["0000_000000.png", "0001_000001.png"] and seen == [0, 1]
-    assert Image.open(paths[0]).size == (4 * 32, 2 * 32)  # 6 panels, 4 columns
+    width, height = Image.open(paths[0]).size  # 6 panels of 32 px enlarged to 128, 4 columns, titles above
+    assert width == 8 + 4 * (128 + 8) and 2 * 128 < height < 2 * 128 + 120
 
 
 def test_unknown_tasks_and_normalised_images_are_still_drawn(tmp_path: Path) -> None:

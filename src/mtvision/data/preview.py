@@ -1,7 +1,7 @@
 """Draw samples with every annotation they carry: the first look at a dataset (or an augmentation).
 
-One PNG per sample, a tile of panels: the image titled with its image-level labels, then
-one panel per dense or instance task (boxes + class names, masks, keypoints + skeleton;
+One PNG per sample, a grid of panels titled above (small images enlarged first): the image
+titled with its image-level labels, then one panel per dense or instance task (boxes + class names, masks, keypoints + skeleton;
 semantic colours over the image; depth colormap; normals as RGB; edges in grey). What is
 drawn follows the *target type* (the :mod:`mtvision.structures` convention), so a sample
 whose task is missing from ``task_infos`` is still drawn, with class indices as names.
@@ -39,6 +39,8 @@ from mtvision.structures import DepthMap, Instances, NormalMap, Sample, TaskInfo
 
 __all__ = ["preview", "render_panels", "image_to_rgb"]
 
+MIN_SIDE = 128  # px: smaller pictures are enlarged for the preview
+
 
 def preview(samples: Iterable[Sample], task_infos: Mapping[str, TaskInfo], out_dir: Path,
             transform: Callable[[Sample], Sample] | None = None, columns: int = 4) -> list[Path]:
@@ -53,22 +55,28 @@ def preview(samples: Iterable[Sample], task_infos: Mapping[str, TaskInfo], out_d
     for index, sample in enumerate(samples):
         if transform is not None:
             sample = transform(sample)
-        panels, titles = render_panels(sample, task_infos)
+        scale = -(-MIN_SIDE // min(sample.image.shape[-2:]))  # small images enlarged, by a whole factor
+        panels, titles = render_panels(sample, task_infos, scale=max(scale, 1))
         path = out_dir / f"{index:04d}_{_stem(sample)}.png"
         save_png(tile(panels, titles, columns=min(columns, len(panels))), str(path))
         paths.append(path)
     return paths
 
 
-def render_panels(sample: Sample, task_infos: Mapping[str, TaskInfo]) -> tuple[list[np.ndarray], list[str]]:
-    """The pictures of one sample and their titles (the image first, titled with its labels)."""
-    image = image_to_rgb(sample.image)
+def render_panels(sample: Sample, task_infos: Mapping[str, TaskInfo],
+                  scale: int = 1) -> tuple[list[np.ndarray], list[str]]:
+    """The pictures of one sample and their titles (the image first, titled with its labels).
+
+    ``scale`` enlarges every picture by that whole factor (nearest) *before* boxes and labels
+    are drawn, so that on a 32-pixel scene the class names do not cover the objects.
+    """
+    image = _repeat(image_to_rgb(sample.image), scale)
     labels = [f"{task}: {_label_text(target, task_infos.get(task))}"
               for task, target in sample.targets.items() if _is_label(target)]
     panels, titles = [image], ["\n".join(labels) or "image"]
     for task, target in sample.targets.items():
         if not _is_label(target):
-            panels.append(_draw_target(image, target, task_infos.get(task)))
+            panels.append(_draw_target(image, target, task_infos.get(task), scale))
             titles.append(task)
     return panels, titles
 
@@ -105,34 +113,40 @@ def _class_names(info: TaskInfo | None, at_least: int) -> list[str]:
     return names + [str(i) for i in range(len(names), at_least)]
 
 
-def _draw_target(image: np.ndarray, target: object, info: TaskInfo | None) -> np.ndarray:
+def _draw_target(image: np.ndarray, target: object, info: TaskInfo | None, scale: int = 1) -> np.ndarray:
     if isinstance(target, Instances):
-        return _draw_instances(image, target, info)
+        return _draw_instances(image, target, info, scale)
     if isinstance(target, DepthMap):
-        return colorize_depth(target[0].cpu().numpy())
+        return _repeat(colorize_depth(target[0].cpu().numpy()), scale)
     if isinstance(target, NormalMap):
-        return normals_to_rgb(target.cpu().numpy())
+        return _repeat(normals_to_rgb(target.cpu().numpy()), scale)
     values = target.as_subclass(Tensor).cpu().numpy()
     if values.ndim == 3:  # edges [1, H, W]
-        return gray_to_rgb(values[0].astype(np.float32))
+        return _repeat(gray_to_rgb(values[0].astype(np.float32)), scale)
     classes = len(info.classes) if info is not None and info.classes else int(values.max(initial=0)) + 1
-    return blend(image, colorize_labels(values, classes), alpha=0.6)
+    return blend(image, _repeat(colorize_labels(values, classes), scale), alpha=0.6)
 
 
-def _draw_instances(image: np.ndarray, instances: Instances, info: TaskInfo | None) -> np.ndarray:
+def _draw_instances(image: np.ndarray, instances: Instances, info: TaskInfo | None, scale: int = 1) -> np.ndarray:
     labels = instances.labels.tolist()
     names = _class_names(info, max(labels, default=-1) + 1)
     keypoints = instances.keypoints
+    masks = instances.masks.cpu().numpy().astype(bool) if instances.masks is not None else None
     return draw_instances(
         image,
-        instances.boxes.as_subclass(Tensor).cpu().numpy(),
+        instances.boxes.as_subclass(Tensor).cpu().numpy() * scale,
         labels,
         names,
-        masks=instances.masks.cpu().numpy().astype(bool) if instances.masks is not None else None,
-        keypoints=keypoints.as_subclass(Tensor).cpu().numpy() if keypoints is not None else None,
+        masks=np.repeat(np.repeat(masks, scale, axis=1), scale, axis=2) if masks is not None else None,
+        keypoints=keypoints.as_subclass(Tensor).cpu().numpy() * scale if keypoints is not None else None,
         visibility=instances.visibility.cpu().numpy() if instances.visibility is not None else None,
         skeleton=list(info.skeleton) if info is not None else (),
     )
+
+
+def _repeat(picture: np.ndarray, scale: int) -> np.ndarray:
+    """``[H, W, ...]`` enlarged ``scale`` times by repeating pixels (class colours stay exact)."""
+    return np.repeat(np.repeat(picture, scale, axis=0), scale, axis=1) if scale > 1 else picture
 
 
 def _stem(sample: Sample) -> str:

@@ -28,13 +28,14 @@ from torch import Tensor
 from mtvision.data.dataset import collate
 from mtvision.data.loading import load_image
 from mtvision.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from mtvision.draw import save_png, tile
+from mtvision.draw import Panel, compose, fit_longest, save_png
 from mtvision.engine.step import autocast
 from mtvision.models import MultiTaskModel
 from mtvision.structures import ImageFrame, Sample, letterbox_frame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 Outputs = dict[str, list[Any]]  # task -> one post-processed output per image
+PANEL_SIDE = 256  # px: the longer side of each panel of a composite (4 across fit a laptop screen)
 
 
 def denormalize(images: Tensor) -> list[np.ndarray]:
@@ -57,16 +58,22 @@ def predict(model: MultiTaskModel, images: Tensor, device: torch.device,
 
 
 def draw_image(model: MultiTaskModel, image: np.ndarray, outputs: Outputs, index: int,
-               min_side: int = 160) -> np.ndarray:
-    """The input and one picture per task, side by side, each titled with its task name.
+               cell: int = PANEL_SIDE) -> np.ndarray:
+    """The input and one panel per task in a grid: each titled above, with the key to its
+    colours below (a task's optional ``legend(output)``: class swatches, a colour bar, the
+    normals' ball).
 
-    Small images are enlarged (nearest) to ``min_side`` first, so titles and class names fit.
+    The image is scaled to ``cell`` pixels on its longer side *before* the tasks draw on it,
+    so box labels and captions are drawn at the size they are seen: a 64-pixel scene is
+    enlarged, a photograph shrunk, and the composite stays under ~1,400 pixels wide.
     """
-    factor = -(-min_side // min(image.shape[:2]))
-    if factor > 1:
-        image = np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
-    pictures = [image] + [model.tasks[name].draw(image, outs[index]) for name, outs in outputs.items()]
-    return tile(pictures, titles=["input", *outputs], columns=len(pictures))
+    shown = fit_longest(image, cell)
+    panels = [Panel(shown, "input")]
+    for name, outs in outputs.items():
+        task = model.tasks[name]
+        legend = getattr(task, "legend", None)  # optional: a task type outside the package may not draw one
+        panels.append(Panel(task.draw(shown, outs[index]), name, legend(outs[index]) if legend else None))
+    return compose(panels)
 
 
 def save_prediction_grid(model: MultiTaskModel, dataset: Any, indices: Iterable[int], folder: Path,

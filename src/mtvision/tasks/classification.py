@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from mtvision.draw import tile
+from mtvision.draw import caption
 from mtvision.structures import ImageFrame, TaskInfo
 from mtvision.tasks._metrics import SplitMetric, average_precision, f_score, mean_ignoring_nan, safe_div
 from mtvision.tasks.base import DISTILL_TEMPERATURE, Metric, Task, register, soft_cross_entropy
@@ -121,9 +121,13 @@ class Classification(Task):
         return output
 
     def draw(self, image: np.ndarray, output: dict[str, Any]) -> np.ndarray:
-        """The top classes and their scores written over the image."""
-        lines = [f"{name} {score:.2f}" for name, score in self._top(output).items()]
-        return tile([image], titles=["\n".join(lines)], columns=1)
+        """The top classes and their scores in a box over the image's corner; those not
+        predicted (below the threshold, or not the arg-max) in grey, so the answer stands out."""
+        top = self._top(output)
+        chosen = set(output["labels"]) if self.multi_label else {output["label"]}
+        names = self.info.classes
+        dim = [names.index(name) not in chosen for name in top]
+        return caption(image, [f"{name} {score:.2f}" for name, score in top.items()], dim)
 
     def to_json(self, output: dict[str, Any]) -> dict[str, Any]:
         names = self.info.classes

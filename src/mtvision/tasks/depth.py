@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from mtvision.draw import colorize_depth
+from mtvision.draw import DEPTH_CMAP, ColorBar, Key, colorize_depth, depth_range
 from mtvision.structures import DepthMap, TaskInfo
 from mtvision.tasks._metrics import SplitMetric, masked_mean
 from mtvision.tasks.base import Metric, register
@@ -105,6 +105,10 @@ class Depth(DenseTask):
     def draw(self, image: np.ndarray, output: np.ndarray) -> np.ndarray:
         """The depth map in turbo colours (near red, far blue), at the image's size."""
         return fit(colorize_depth(output), image.shape[:2])
+
+    def legend(self, output: np.ndarray) -> Key:
+        """The colour bar of :meth:`draw`: 0 m (red) to the farthest predicted depth (blue)."""
+        return ColorBar(DEPTH_CMAP, 0.0, depth_range(output), "depth (m)")
 
     def to_json(self, output: np.ndarray) -> dict[str, Any]:
         return {"min": float(output.min()), "max": float(output.max()), "mean": float(output.mean())}

@@ -41,7 +41,7 @@ from torchvision.models.detection.roi_heads import RoIHeads, paste_masks_in_imag
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
-from mtvision.draw import draw_instances
+from mtvision.draw import Key, class_key, draw_instances
 from mtvision.structures import ImageFrame, Instances, TaskInfo, mask_to_rle, resize_nearest
 from mtvision.tasks.base import Metric, Task, register
 from mtvision.tasks.detection_metric import DetectionMetric
@@ -180,6 +180,10 @@ class Detection(Task):
             keypoints=keypoints[keep] * np.array([sx, sy]) if keypoints is not None else None,
             skeleton=self.info.skeleton,
         )
+
+    def legend(self, output: dict[str, np.ndarray], min_score: float = 0.3) -> Key:
+        """The colours of the classes :meth:`draw` shows, most detected first."""
+        return class_key(output["labels"][output["scores"] >= min_score].tolist(), self.info.classes)
 
     def to_json(self, output: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         """One dict per detection: class, score, XYXY box, RLE mask, keypoints [x, y, score]."""

@@ -36,7 +36,7 @@ from torch import Tensor
 from torch.nn import functional as F
 from torchvision import tv_tensors
 
-from mtvision.draw import blend, gray_to_rgb
+from mtvision.draw import ColorBar, Key, blend, gray_to_rgb
 from mtvision.structures import TaskInfo
 from mtvision.tasks._metrics import SplitMetric, f_score, safe_div
 from mtvision.tasks.base import Metric, register
@@ -111,6 +111,10 @@ class Edges(DenseTask):
         """Edges in white (brightness = probability) over the darkened image."""
         edges = fit(gray_to_rgb(output), image.shape[:2])
         return np.maximum(blend(image, np.zeros_like(image), 0.6), edges)
+
+    def legend(self, output: np.ndarray) -> Key:
+        """Brightness is the edge probability."""
+        return ColorBar("gray", 0.0, 1.0, "edge probability")
 
     def to_json(self, output: np.ndarray) -> dict[str, Any]:
         return {"edge_fraction": round(float((output >= self.threshold).mean()), 4)}

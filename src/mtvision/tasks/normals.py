@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from mtvision.draw import normals_to_rgb
+from mtvision.draw import Key, SphereKey, normals_to_rgb
 from mtvision.structures import ImageFrame, NormalMap, TaskInfo, unit_vectors, vector_length
 from mtvision.tasks._metrics import SplitMetric, masked_mean
 from mtvision.tasks.base import Metric, register
@@ -110,6 +110,10 @@ class Normals(DenseTask):
     def draw(self, image: np.ndarray, output: np.ndarray) -> np.ndarray:
         """Normals as colours ``(n + 1) / 2``, at the image's size."""
         return fit(normals_to_rgb(output), image.shape[:2])
+
+    def legend(self, output: np.ndarray) -> Key:
+        """A ball in the same colours: a surface has the colour of the ball where it faces the same way."""
+        return SphereKey()
 
     def to_json(self, output: np.ndarray) -> dict[str, Any]:
         """The mean direction (unit vector) of the predicted normals."""

@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.nn import functional as F
 from torchvision import tv_tensors
 
-from mtvision.draw import colorize_labels
+from mtvision.draw import Key, class_key, colorize_labels
 from mtvision.structures import TaskInfo
 from mtvision.tasks._metrics import SplitMetric, masked_mean, mean_ignoring_nan, safe_div
 from mtvision.tasks.base import DISTILL_TEMPERATURE, Metric, register, soft_cross_entropy
@@ -82,7 +82,14 @@ class SemanticSegmentation(DenseTask):
         return per_image(prediction.argmax(dim=1))
 
     def draw(self, image: np.ndarray, output: np.ndarray) -> np.ndarray:
+        """Class colours blended over the image (the palette every picture of a class uses)."""
         return overlay(image, colorize_labels(output, len(self.info.classes)), alpha=0.5)
+
+    def legend(self, output: np.ndarray) -> Key:
+        """The colours of the classes present, largest area first."""
+        counts = np.bincount(output.ravel().clip(0), minlength=len(self.info.classes))[:len(self.info.classes)]
+        ids = [i for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+        return class_key(ids, self.info.classes)
 
     def to_json(self, output: np.ndarray) -> dict[str, Any]:
         """``{"classes": {name: pixel fraction}}`` for the classes present, largest first."""
