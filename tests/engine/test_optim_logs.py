@@ -86,3 +86,19 @@ def assert_saved(fig: Figure, path: Path) -> None:
     width, height = fig.get_size_inches() * 90
     assert picture.shape == (round(height), round(width), 3)
     assert (picture < 128).any(axis=-1).mean() > 0.01  # dark pixels: axes, ticks, text and curves
+
+
+def test_results_plot_groups_curves_by_task_and_metric_family(tmp_path: Path, figures: list[Figure]) -> None:
+    rows = [{"epoch": e, "train/normals/loss": 1.0 / e, "val/normals/mean_angle": 30.0 / e,
+             "val/normals/within_11_25": 0.1 * e, "val/normals/within_22_5": 0.2 * e, "val/normals/within_30": 0.3 * e,
+             "val/objects/bbox_ap": 0.1, "val/objects/bbox_ap50": 0.3, "val/depth/delta1": 0.5} for e in (1, 2)]
+    plot_results(rows, tmp_path / "results.png")
+    (fig,) = figures
+    titled = {ax.get_title(): ax for ax in fig.axes if ax.axison}
+    assert set(titled) == {"normals loss", "normals mean_angle", "normals within", "objects bbox_ap", "depth delta1"}
+    legend = [t.get_text() for t in titled["normals within"].get_legend().get_texts()]
+    assert legend == ["11_25", "22_5", "30"] and len(titled["normals within"].lines) == 3
+    assert [t.get_text() for t in titled["objects bbox_ap"].get_legend().get_texts()] == ["bbox_ap", "50"]
+    rows_named = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert rows_named == ["normals", "objects", "depth"]  # each row named by its task, at its left
+    assert titled["depth delta1"].get_xlabel() == "epoch"

@@ -1,4 +1,6 @@
-"""``results.png``: one row of curves per task (its train/val loss, then each metric) per epoch;
+"""``results.png``: one row of curves per task, named at its left (its train/val loss, then
+its metrics, a family such as ``within_11_25 / within_22_5 / within_30`` or ``bbox_ap /
+bbox_ap50 / bbox_ap75`` sharing one panel), then a row for the run (lr, task weights);
 ``balance.png`` and ``conflicts.png``: the balancing diagnostics.
 
 Reads the same flat rows as ``results.csv`` (``split/task/metric`` columns), so a plot can be
@@ -14,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -42,12 +45,15 @@ def plot_results(rows: list[Row], path: str | Path) -> Path:
             title, keys = task_panels[c]
             for key in keys:
                 points = [(e, row[key]) for e, row in zip(epochs, rows) if key in row]
-                ax.plot(*zip(*points), marker=".", label=_legend(key) if len(keys) > 1 else None)
+                ax.plot(*zip(*points), marker=".", label=_legend(key, keys) if len(keys) > 1 else None)
             ax.set_title(f"{task} {title}", fontsize=9)
             ax.tick_params(labelsize=7)
             ax.locator_params(nbins=4)
             if len(keys) > 1:
                 ax.legend(fontsize=7)
+            if r == len(panels) - 1 or c >= len(list(panels.values())[r + 1]):
+                ax.set_xlabel("epoch", fontsize=7)  # the lowest panel of each column
+        axes[r][0].set_ylabel(task, fontsize=11, fontweight="bold")  # the row's task, at its left
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.05, top=0.95, hspace=0.45, wspace=0.3)  # tight_layout: 1 s more
     path = Path(path)
     fig.savefig(path, dpi=90)
@@ -67,10 +73,25 @@ def plot_balancing(rows: list[Row], folder: str | Path) -> list[Path]:
     return drawn
 
 
-def _legend(key: str) -> str:
-    """The part that differs between curves of one panel: the task of a weight, else the split."""
+def _legend(key: str, keys: list[str]) -> str:
+    """The part that differs between curves of one panel: the task of a weight, the split,
+    the member of a metric family (``11_25`` of ``within_11_25``), or both of the last two."""
     parts = key.split("/")
-    return parts[1] if parts[-1] == "weight" else parts[0]
+    if parts[-1] == "weight":
+        return parts[1]
+    splits, metrics = {k.split("/")[0] for k in keys}, {k.split("/")[-1] for k in keys}
+    if len(metrics) == 1:
+        return parts[0]
+    member = parts[-1].removeprefix(_family(parts[-1])).lstrip("_") or parts[-1]
+    return member if len(splits) == 1 else f"{parts[0]} {member}"
+
+
+_MEMBER = re.compile(r"_?\d+(_\d+)*$")  # within_11_25 -> within, bbox_ap50 -> bbox_ap, delta1 -> delta
+
+
+def _family(metric: str) -> str:
+    """The name shared by metrics that differ only by a trailing number (a threshold, an IoU)."""
+    return _MEMBER.sub("", metric) or metric
 
 
 def _panels(rows: list[Row]) -> dict[str, list[tuple[str, list[str]]]]:
@@ -78,11 +99,14 @@ def _panels(rows: list[Row]) -> dict[str, list[tuple[str, list[str]]]]:
     # balance/ columns have their own figures (plot_balancing): 15 cosine panels would drown these.
     columns = [key for key in dict.fromkeys(key for row in rows for key in row) if not key.startswith(BALANCE)]
     panels: dict[str, dict[str, list[str]]] = {}
-    for key in columns:
-        parts = key.split("/")
-        if len(parts) == 3 and parts[2] != "weight":
-            split, task, metric = parts
-            panels.setdefault(task, {}).setdefault(metric, []).append(key)
+    metrics = [key.split("/") for key in columns if key.count("/") == 2 and not key.endswith("/weight")]
+    families: dict[tuple[str, str], set[str]] = {}
+    for _, task, metric in metrics:
+        families.setdefault((task, _family(metric)), set()).add(metric)
+    for split, task, metric in metrics:
+        family = _family(metric)
+        title = family if len(families[task, family]) > 1 else metric  # a family of one keeps its name
+        panels.setdefault(task, {}).setdefault(title, []).append(f"{split}/{task}/{metric}")
     other = {"lr": ["lr"]} if "lr" in columns else {}
     weights = [key for key in columns if key.endswith("/weight")]
     if weights:
