@@ -242,18 +242,29 @@ class LoggingConfig(_Section):
 class Config(_Section):
     """The whole run: one section per concern."""
 
-    run: RunConfig = RunConfig()
-    data: DataConfig = DataConfig()
-    tasks: dict[str, TaskConfig] = Field(default_factory=_default_tasks)
-    model: ModelConfig = ModelConfig()
-    balancing: BalancingConfig = BalancingConfig()
-    train: TrainConfig = TrainConfig()
-    logging: LoggingConfig = LoggingConfig()
+    run: RunConfig = Field(default_factory=RunConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    # {name: {type, options}} of the tasks to train, or "auto": every task of data.source, each
+    # with the type its annotations imply (cli/auto_tasks.py). No `tasks` key = the synthetic
+    # demo's seven tasks for source "synthetic", else "auto": a dataset path alone is a complete config.
+    tasks: Union[Literal["auto"], dict[str, TaskConfig]] = Field(default_factory=_default_tasks)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    balancing: BalancingConfig = Field(default_factory=BalancingConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tasks_of_the_source(cls, data: Any) -> Any:
+        """No ``tasks`` key with a dataset source means that dataset's tasks ("auto")."""
+        if isinstance(data, dict) and "tasks" not in data and _dataset_source(data):
+            return {**data, "tasks": "auto"}
+        return data
 
     @model_validator(mode="after")
     def _branches_cover_the_tasks(self) -> Config:
         """Each configured task in exactly one branch, checked before any data is read."""
-        if self.model.branches is None:
+        if self.model.branches is None or self.tasks == "auto":
             return self
         from mtvision.models.architectures.branched import branch_problems  # torch: only when branched
 
@@ -268,27 +279,79 @@ class ConfigError(ValueError):
     """A config that does not validate; the message lists every problem with its field path."""
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None, base: dict[str, Any] | None = None
-                ) -> Config:
+def load_config(path: str | Path | None, overrides: list[str] | None = None, base: dict[str, Any] | None = None,
+                auto_tasks: AutoTasks | None = None) -> Config:
     """Read ``path`` (or start from ``base``, or the defaults), apply ``key=value`` overrides, validate.
 
     Override values are parsed as YAML scalars (``3`` is an int, ``[64, 64]`` a list,
-    ``null`` None); a task set to ``null`` is removed (``tasks.edges=null``).
+    ``null`` None); a task set to ``null`` is removed (``tasks.edges=null``). ``tasks: auto``
+    (or no ``tasks`` key with a dataset source) stays ``"auto"`` unless ``auto_tasks`` is
+    given: the CLI passes the function that reads the dataset's own tasks, so that the
+    resolved config names them and ``tasks.X`` overrides edit them.
     """
     data = dict(base or {})
     if path is not None:
         data = _read_yaml(Path(path))
+    task_items = [item for item in overrides or [] if item.startswith("tasks.")]
     for item in overrides or []:
-        if item.startswith("tasks.") and "tasks" not in data:  # edit the default tasks, not an empty set
-            data["tasks"] = {name: task.model_dump() for name, task in _default_tasks().items()}
+        if item not in task_items:
+            _apply_override(data, item)
+    if task_items or (auto_tasks is not None and _is_auto(data)):
+        data["tasks"] = _task_base(data, path, auto_tasks)
+    for item in task_items:
         _apply_override(data, item)
     if isinstance(data.get("tasks"), dict):
         data["tasks"] = {k: v for k, v in data["tasks"].items() if v is not None}
+    return _validate(data, path)
+
+
+#: Reads the tasks of a config's dataset (``tasks: auto``): the CLI's ``auto_tasks.tasks_of``.
+AutoTasks = typing.Callable[["Config"], dict[str, TaskConfig]]
+
+
+def _dataset_source(data: dict[str, Any]) -> bool:
+    """Whether the raw config trains on a dataset rather than the synthetic scenes."""
+    section = data.get("data")
+    source = section.get("source", "synthetic") if isinstance(section, dict) else "synthetic"
+    return source not in ("synthetic", None)
+
+
+def _is_auto(data: dict[str, Any]) -> bool:
+    return data.get("tasks") == "auto" or ("tasks" not in data and _dataset_source(data))
+
+
+def _task_base(data: dict[str, Any], path: str | Path | None, auto_tasks: AutoTasks | None) -> Any:
+    """The task set that ``tasks.X`` overrides edit: the config's own, the dataset's, or the demo's."""
+    if not _is_auto(data):
+        tasks = data.get("tasks")
+        return tasks if isinstance(tasks, dict) else {n: t.model_dump() for n, t in _default_tasks().items()}
+    if not _dataset_source(data):  # auto on the synthetic scenes: their tasks are the demo's
+        return {name: task.model_dump() for name, task in _default_tasks().items()}
+    if auto_tasks is None:
+        raise ConfigError("tasks.<name> overrides edit the dataset's own tasks (tasks: auto), which only the "
+                          "CLI reads; name the tasks in the config instead")
+    found = auto_tasks(_validate({**data, "tasks": "auto"}, path))
+    return {name: task.model_dump() for name, task in found.items()}
+
+
+def _validate(data: dict[str, Any], path: str | Path | None) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as error:
         where = f"{path}: " if path is not None else ""
-        raise ConfigError("\n".join(where + _describe(e) for e in error.errors())) from None
+        raise ConfigError("\n".join(where + _describe(e) for e in _one_branch(error.errors()))) from None
+
+
+def _one_branch(errors: list[Any]) -> list[Any]:
+    """Errors of ``tasks`` as a mapping only (not also as "auto"), with pydantic's union branch names
+    dropped from the field path: ``tasks.depth.optons``, not ``tasks.dict[str,TaskConfig].depth.optons``."""
+    kept = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if loc[:2] == ("tasks", "literal['auto']") and len(errors) > 1:
+            continue
+        kept.append({**error, "loc": tuple(part for part in loc if not str(part).startswith(("dict[", "literal[")))})
+    return kept
 
 
 def dump_config(config: Config) -> str:
@@ -355,12 +418,12 @@ def _keys_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
     parts = list(loc)
     while parts:
         annotation = model.model_fields[parts.pop(0)].annotation
+        if typing.get_origin(annotation) is Union:  # an optional section (train.distill), tasks: auto | {...}
+            annotation = next((a for a in typing.get_args(annotation) if typing.get_origin(a) is dict or
+                               isinstance(a, type) and issubclass(a, BaseModel)), None)
         if typing.get_origin(annotation) is dict:
             annotation = typing.get_args(annotation)[1]
             parts = parts[1:]
-        if typing.get_origin(annotation) is Union:  # an optional section (train.distill)
-            annotation = next((a for a in typing.get_args(annotation) if isinstance(a, type)
-                               and issubclass(a, BaseModel)), None)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation

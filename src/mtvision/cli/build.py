@@ -22,6 +22,7 @@ from rich.console import Console
 from torch.utils.data import DataLoader
 
 from mtvision.balancing import Balancer, create
+from mtvision.cli.auto_tasks import read_source, tasks_of
 from mtvision.config import Config, ConfigError, dump_config, load_config
 from mtvision.data.dataset import MultiTaskDataset, SkippingLoader, collate
 from mtvision.data.record import DatasetRecord, split_record, thin_labels
@@ -174,8 +175,11 @@ def split_args(args: list[str]) -> tuple[Optional[Path], list[str]]:
 
 
 def load(path: Optional[Path], overrides: list[str], base: Optional[dict] = None) -> Config:
-    """The validated config; a :class:`ConfigError` reaches the CLI's error boundary (exit 2)."""
-    return load_config(path, overrides, base=base)
+    """The validated config; a :class:`ConfigError` reaches the CLI's error boundary (exit 2).
+
+    ``tasks: auto`` (no tasks named, a dataset source) becomes the dataset's own tasks here.
+    """
+    return load_config(path, overrides, base=base, auto_tasks=tasks_of)
 
 
 def import_task_types(cfg: Config) -> None:
@@ -202,7 +206,7 @@ def splits(cfg: Config, info: DistInfo, test: bool = False) -> Splits:
             held_out = read_record(cached_synthetic_test(Path(data.cache), s.num_train, s.num_val, s.num_test, s.size,
                                                          s.max_objects, s.seed, info))
     else:
-        record = read_sources(data.source, data.merge) if isinstance(data.source, list) else read_record(data.source)
+        record = read_source(data)  # read once: tasks: auto read it already
         if test:
             record, held_out = (record, read_record(data.test)) if data.test is not None else \
                 split_record(record, data.test_fraction, seed=0)

@@ -17,7 +17,12 @@ Example:
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
+import os
+import socket
+import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,8 @@ _BUILT_IN_ARGS = {"self", "name", "info", "channels", "strides"}
 
 def validate(cfg: Config) -> None:
     """Every check below, all problems reported together."""
-    problems = [*_task_problems(cfg), *_metric_problems(cfg), *_path_problems(cfg), *_device_problems(cfg)]
+    problems = [*_task_problems(cfg), *_metric_problems(cfg), *_path_problems(cfg), *_device_problems(cfg),
+                *_logging_problems(cfg), *_pretrained_problems(cfg)]
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -43,6 +49,11 @@ def _closest(value: str, valid: list[str]) -> str:
 
 
 def _task_problems(cfg: Config) -> list[str]:
+    if not cfg.tasks or cfg.tasks == "auto":  # auto: the CLI resolves it; unresolved = unreadable source
+        missing = any(not Path(path).exists() for path in _paths(cfg.data.source))
+        return [] if missing else [f"tasks: no task to train; data.source {cfg.data.source} has no annotations "
+                                   "mtvision reads as a task (mtvision data check SOURCE says what it finds), "
+                                   "or name the tasks in the config (mtvision config lists the keys)"]
     problems = []
     for name, task in cfg.tasks.items():
         try:
@@ -115,3 +126,65 @@ def _device_problems(cfg: Config) -> list[str]:
     if cfg.run.device.startswith("cuda") and not torch.cuda.is_available():
         return [f"run.device: {cfg.run.device!r} but CUDA is not available here; use run.device=cpu or auto"]
     return []
+
+
+def _logging_problems(cfg: Config) -> list[str]:
+    """TensorBoard is optional: say so before training, not after the first epoch."""
+    if cfg.logging.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        return ["logging.tensorboard: true needs the tensorboard package, which is not installed here; "
+                "pip install tensorboard, or set logging.tensorboard=false (results.csv is always written)"]
+    return []
+
+
+def _pretrained_problems(cfg: Config) -> list[str]:
+    """``pretrained: true`` on a machine that cannot download the weights: one line now, not a minute
+    of hub retries and a traceback later. Weights already in the hub cache need no network."""
+    if cfg.model.pretrained is not True:
+        return []
+    repo = _hub_repo(cfg.model.backbone)
+    if repo is None or _in_hub_cache(repo):
+        return []  # an unknown backbone is timm's to report; cached weights load offline
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if not offline and reachable(endpoint):
+        return []
+    why = "HF_HUB_OFFLINE is set" if offline else f"{endpoint} cannot be reached from here"
+    return [f"model.pretrained: true downloads the ImageNet weights of {cfg.model.backbone} ({repo}), but {why}; "
+            "set model.pretrained=false (train from scratch), model.pretrained=PATH (a local weight file), "
+            "or run once online to cache them"]
+
+
+def _hub_repo(backbone: str) -> str | None:
+    """The Hugging Face repository timm downloads ``backbone``'s weights from (None: unknown or not on the hub)."""
+    from timm.models import get_pretrained_cfg
+
+    try:
+        pretrained_cfg = get_pretrained_cfg(backbone)
+    except (RuntimeError, ValueError):
+        return None
+    return getattr(pretrained_cfg, "hf_hub_id", None) or None
+
+
+def _in_hub_cache(repo: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(isinstance(try_to_load_from_cache(repo, name), str)
+               for name in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"))
+
+
+def reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds (name lookup included)."""
+    parsed = urllib.parse.urlparse(url)
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((parsed.hostname, parsed.port or 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=connect, daemon=True)  # a hanging DNS lookup ignores socket timeouts
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
