@@ -79,6 +79,25 @@ def test_batch_of_two_equals_each_image_alone(joint: tuple[Path, object], images
             np.testing.assert_allclose(both[f"objects.{key}"][rows], alone[f"objects.{key}"], atol=1e-4)
 
 
+def test_images_without_detections_alone_and_in_a_batch(images: torch.Tensor, tmp_path: Path) -> None:
+    """torchvision's exported R-CNN once failed on an image with no detection (vision#2251, #2309)."""
+    model = make("hard", ["depth", "objects"]).eval()
+    scenes = collate([render_scene(seed, size=(64, 64)) for seed in range(6)]).images
+    heads = model.tasks["objects"].roi_heads
+    heads.score_thresh = 0.2
+    with torch.no_grad():
+        best = [float(d["scores"].max()) for d in model(scenes)["objects"]]
+    heads.score_thresh = float(np.median(best))  # about half the scenes keep a detection
+    with torch.no_grad():
+        counts = [len(d["boxes"]) for d in model(scenes)["objects"]]
+    assert 0 in counts and max(counts) > 0
+    result = export_onnx(model, specs(["depth", "objects"]), tmp_path / "m.onnx", scenes, ANY)
+    assert all(c.ok for c in result.checks)
+    runtime = OnnxModel(result.path, threads=1)
+    assert np.bincount(runtime.run(scenes.numpy())["objects.batch_index"], minlength=6).tolist() == counts
+    assert [len(runtime.run(scenes[i:i + 1].numpy())["objects.boxes"]) for i in range(6)] == counts
+
+
 def test_metadata_round_trips(joint: tuple[Path, object]) -> None:
     props = {p.key: p.value for p in onnx.load(str(joint[0])).metadata_props}
     meta = ExportMetadata.from_props(props)

@@ -100,7 +100,11 @@ def _parity_images(cfg: Config, infos: dict, source: Optional[Path], count: int)
         transform = build_transforms("none", size, train=False)
         paths = find_images(source)[:count]
         return torch.stack([transform(Sample(load_image(p))).image.as_subclass(torch.Tensor) for p in paths])
-    record = build.splits(cfg, DistInfo()).val
+    try:
+        record = build.splits(cfg, DistInfo()).val
+    except (OSError, ValueError) as err:  # the run's data moved or is gone
+        raise typer.BadParameter(f"cannot read the run's validation images for the parity check ({err}); "
+                                 "pass --source DIR with a few images like the training ones") from None
     dataset = build.dataset(cfg, record, infos, train=False)
     return collate([dataset[i] for i in range(min(count, len(dataset)))]).images
 

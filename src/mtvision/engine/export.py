@@ -130,10 +130,20 @@ def build_onnx(model: MultiTaskModel, images: Tensor, settings: ExportSettings) 
     dynamic = {n: {0: "batch"} for n in ["images", *names]} if settings.batch is None else {}
     graph = trace_to_onnx(batch_graph, (example,), ["images"], names, dynamic, settings.opset)
     with torch.no_grad():
-        pyramids = model.architecture.decode(model.features(example[:1])).pyramids
+        pyramids = model.architecture.decode(model.features(images)).pyramids
     for name in batch_graph.per_image:
-        graph = _add_per_image(graph, model, name, [level[:1] for level in pyramids[name]], image_size, settings.opset)
+        i = _busiest(model, name, pyramids[name], image_size)
+        graph = _add_per_image(graph, model, name, [level[i:i + 1] for level in pyramids[name]], image_size,
+                               settings.opset)
     return half_weights(graph) if settings.half else graph
+
+
+@torch.no_grad()
+def _busiest(model: MultiTaskModel, name: str, pyramid: list[Tensor], image_size: tuple[int, int]) -> int:
+    """The image with the most detections: the per-image trace then runs every branch (masks,
+    keypoints) on real rows rather than on an empty tensor."""
+    counts = [len(next(iter(output.values()))) for output in model.tasks[name].detect(pyramid, image_size)]
+    return max(range(len(counts)), key=counts.__getitem__)
 
 
 def _add_per_image(graph: onnx.ModelProto, model: MultiTaskModel, name: str, levels: list[Tensor],
