@@ -71,3 +71,26 @@ def test_freeze_lr_mult_and_distill_from_the_command_line(runner: CliRunner, old
 def test_distill_naming_a_task_the_old_model_lacks_is_refused(runner: CliRunner, old_run: Path) -> None:
     code, output = _train(runner, [*TINY, f"train.distill.from={old_run}", "train.distill.tasks=[normals]"])
     assert code == 2 and "'normals' is not a task of the old model" in output
+
+
+def test_add_a_task_from_data_without_the_old_tasks_labels(runner: CliRunner, old_run: Path, tmp_path: Path) -> None:
+    """The new data labels normals only: the old tasks' label spaces come from the validation split /
+    the checkpoint, and their training signal from the old model (distillation)."""
+    train_dir = next((tmp_path / ".cache" / "synthetic").glob("*/train"))
+    config = tmp_path / "add.yaml"  # JSON is YAML; the tasks are named: the new data alone has normals only
+    config.write_text(json.dumps({
+        "data": {"source": [{"path": str(train_dir), "tasks": ["normals"]}],
+                 "val": [{"path": str(train_dir.parent / "val")}], "merge": "none"},
+        "tasks": {"semseg": {"type": "semantic_segmentation"}, "depth": {"type": "depth"},
+                  "normals": {"type": "normals"}}}))
+    code, output = _train(runner, [str(config), *TINY, "run.name=add", "--from", str(old_run),
+                                   f"train.distill.from={old_run}"])
+    assert code == 0, output
+    (row,) = read_results(tmp_path / "runs" / "add" / "results.csv")
+    assert row["train/semseg/loss"] > 0 and row["train/depth/loss"] > 0  # distillation: no labels, still a loss
+    assert row["val/semseg/miou"] >= 0 and row["val/normals/mean_angle"] > 0
+
+
+def test_freezing_every_shared_part_is_refused(runner: CliRunner) -> None:
+    code, output = _train(runner, [*TINY, "model.freeze=[backbone, neck]"])
+    assert code == 2 and "leaves no shared parameter training" in output

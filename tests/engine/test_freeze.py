@@ -52,7 +52,8 @@ def test_frozen_tensors_and_batchnorm_statistics_are_unchanged(records, make_mod
 def test_stage_names_follow_the_trunk_under_another_architecture(records, make_model) -> None:
     model = make_model(records[0], tasks=TASKS, architecture="mtan")
     parts = model_parts(model)
-    assert parts["backbone"] == ["architecture.trunk"] and parts["backbone.layer2"] == ["architecture.trunk.stages.1.layer2"]
+    assert parts["backbone"] == ["architecture.trunk"]
+    assert parts["backbone.layer2"] == ["architecture.trunk.stages.1.layer2"]
     frozen = freeze(model, ["backbone.layer1"])
     assert frozen and all(name.startswith("architecture.trunk.stages.0.layer1.") for name in frozen)
     assert all(isinstance(m, _BatchNorm) for n, m in model.named_modules() if n in frozen_norms(model))

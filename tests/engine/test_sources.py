@@ -75,7 +75,8 @@ def test_sources_with_their_own_images_stay_apart(synthetic_paths: tuple[Path, P
         read_sources([{"path": str(a), "tasks": ["depht"]}])
 
 
-def test_two_sources_with_disjoint_images_and_tasks_train(synthetic_paths: tuple[Path, Path], train_from_config) -> None:
+def test_two_sources_with_disjoint_images_and_tasks_train(synthetic_paths: tuple[Path, Path],
+                                                          train_from_config) -> None:
     a, b = synthetic_paths
     entries = [{"path": str(a), "tasks": ["semseg", "depth"], "weight": 1},
                {"path": str(b), "tasks": ["normals"], "weight": 1}]

@@ -9,6 +9,7 @@ the CLI sees a :class:`~mtvision.config.Config`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import os
 import shutil
@@ -22,6 +23,7 @@ from rich.console import Console
 from torch.utils.data import DataLoader
 
 from mtvision.balancing import Balancer, create
+from mtvision.balancing.backward import task_parameters
 from mtvision.cli.auto_tasks import read_source, tasks_of
 from mtvision.config import Config, ConfigError, dump_config, load_config
 from mtvision.data.dataset import MultiTaskDataset, SkippingLoader, collate
@@ -61,6 +63,7 @@ def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[
     ckpt.seed_everything(cfg.run.seed)
     import_task_types(cfg)
     train_record, val_record, _ = data or splits(cfg, info)
+    train_record, val_record = with_known_tasks(cfg, train_record, val_record)
     infos = task_infos(cfg, train_record)
     model = model_of(cfg, infos)
     run_dir = run_dir or run_dir_of(cfg, resume)
@@ -129,6 +132,9 @@ def freeze_parts(cfg: Config, model: MultiTaskModel, info: DistInfo) -> None:
         frozen = freeze(model, cfg.model.freeze)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
+    if frozen and not task_parameters(model).shared:  # balancing needs a shared parameter to balance
+        raise typer.BadParameter(f"model.freeze={cfg.model.freeze} leaves no shared parameter training; "
+                                 "keep the neck or a backbone stage trainable (e.g. model.freeze=[backbone])")
     if frozen and info.is_main:
         count = sum(p.numel() for name, p in model.named_parameters() if name in set(frozen))
         console.print(f"frozen: {', '.join(cfg.model.freeze)} ({count / 1e6:.2f}M parameters, BatchNorm in eval mode)")
@@ -165,6 +171,19 @@ def source_sampler(cfg: Config, record: DatasetRecord, info: DistInfo) -> Option
 def listed(source: object) -> list:
     """A ``data.val`` / ``data.test`` value as a list of source entries."""
     return source if isinstance(source, list) else [source]
+
+
+def with_known_tasks(cfg: Config, train: DatasetRecord, val: DatasetRecord) -> tuple[DatasetRecord, DatasetRecord]:
+    """Both splits knowing every label space either has, and model.init's for tasks neither labels: a task
+    added from data without the old tasks' labels keeps the old tasks (docs/transfer.md)."""
+    tasks = {**val.tasks, **train.tasks}
+    if cfg.model.init and any(name not in tasks for name in cfg.tasks):
+        try:
+            plain = transfer.read_trained(cfg.model.init).get("task_infos", {})
+        except transfer.TransferError as error:
+            raise typer.BadParameter(str(error)) from None
+        tasks = {**ckpt.infos_from_plain(plain), **tasks}
+    return dataclasses.replace(train, tasks=tasks), dataclasses.replace(val, tasks={**tasks, **val.tasks})
 
 
 def split_args(args: list[str]) -> tuple[Optional[Path], list[str]]:

@@ -122,7 +122,8 @@ def initialise(model: nn.Module, path: str | Path, backbone: str | None = None) 
     old_backbone = trained.get("backbone")
     if backbone is not None and old_backbone is not None and old_backbone != backbone:
         raise TransferError(f"model.init: {path} was trained with backbone {old_backbone!r} but the config asks for "
-                            f"{backbone!r}; set model.backbone={old_backbone} or start from a checkpoint of {backbone!r}")
+                            f"{backbone!r}; set model.backbone={old_backbone} or start from a checkpoint of "
+                            f"{backbone!r}")
     weights = _hard_sharing_names(state["model"])
     report = match_state(model.state_dict(), weights, str(path))
     old_architecture, new_architecture = trained.get("architecture", "hard"), getattr(model.architecture, "name", None)
