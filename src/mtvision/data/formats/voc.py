@@ -18,7 +18,8 @@ without the background entry, and an XML name missing from them is an error. Wit
 list, masks use VOC's 21 classes and objects VOC's 20 when every name is one of them,
 else the sorted names found. ``ImageSets/{Main,Segmentation}/{train,val,test}.txt`` give
 ``meta["subset"]``. Colour-coded (RGB) SegmentationClass PNGs cannot be referenced as
-``semseg`` (the loader needs index PNGs): read them with ``semseg=False`` or convert them.
+``semseg`` (the loader needs index PNGs): read them with ``semseg=False`` (on the command
+line ``--option semseg=false``) or convert them.
 
 Example:
     >>> import tempfile, pathlib
@@ -270,5 +271,5 @@ def _semseg(ctx: _Context, class_png: Path, size: tuple[int, int]) -> DenseRef:
         raise FormatError(class_png, "", f"mask is {width}x{height}, the image is {size[1]}x{size[0]}")
     if mode not in ("P", "L"):
         raise FormatError(class_png, "", f"colour-coded ({mode}) mask: semseg needs an index or palette "
-                                         "PNG; read with semseg=False or convert the masks")
+                                         "PNG; read with semseg=False (--option semseg=false) or convert the masks")
     return DenseRef(path=class_png.relative_to(ctx.root).as_posix())
