@@ -37,17 +37,20 @@ def overrides(name: str) -> list[str]:
 
 
 def run(names: list[str], seeds: list[int], jobs: int) -> None:
-    """The hard row first (it trains the baselines), then every (architecture, seed) job, then
-    one gathering ``compare`` per architecture."""
-    others = [name for name in names if name != "hard"]
+    """Every (architecture, seed) job, seed after seed so that an interrupted study has whole
+    seeds; the hard row's seed trains the single-task models the other rows of that seed
+    reuse, so those wait for it. Then one gathering ``compare`` per architecture."""
     with ThreadPoolExecutor(jobs) as pool:
-        if "hard" in names or not (OUT / "study_arch_hard" / "compare").is_dir():
-            list(pool.map(lambda seed: compare("arch_hard", overrides("hard"), TASKS, [seed], 1), seeds))
-        futures = [pool.submit(compare, f"arch_{name}", overrides(name), TASKS, [seed], 1, BASELINE)
-                   for name in others for seed in seeds]
-        for future in futures:
+        hard = {seed: pool.submit(compare, "arch_hard", overrides("hard"), TASKS, [seed], 1) for seed in seeds}
+
+        def job(name: str, seed: int) -> None:
+            hard[seed].result()
+            compare(f"arch_{name}", overrides(name), TASKS, [seed], 1, BASELINE)
+
+        futures = [pool.submit(job, name, seed) for seed in seeds for name in names if name != "hard"]
+        for future in [*hard.values(), *futures]:
             future.result()
-    for name in names:
+    for name in ["hard", *(n for n in names if n != "hard")]:
         compare(f"arch_{name}", overrides(name), TASKS, seeds, None, BASELINE if name != "hard" else [])
 
 
