@@ -314,8 +314,13 @@ def new_run_dir(wanted: Path) -> Path:
     return candidate
 
 
-def restore(weights: Path) -> tuple[Config, MultiTaskModel, dict[str, TaskInfo]]:
-    """The model of a checkpoint, rebuilt from the checkpoint alone (config + task infos + weights)."""
+def restore(weights: Path, options: Optional[dict[str, dict]] = None
+            ) -> tuple[Config, MultiTaskModel, dict[str, TaskInfo]]:
+    """The model of a checkpoint, rebuilt from the checkpoint alone (config + task infos + weights).
+
+    ``options`` ``{task type: {option: value}}`` change inference settings of every task of that
+    type (``predict --conf``: the detectors' ``score_thresh``); weights never depend on them.
+    """
     state = ckpt.load_run_checkpoint(weights)
     try:
         cfg = load(None, [], base=state["config"])
@@ -323,6 +328,8 @@ def restore(weights: Path) -> tuple[Config, MultiTaskModel, dict[str, TaskInfo]]
         raise ckpt.CheckpointError(weights, f"its config does not validate here ({error})",
                                    f"use the mtvision version that wrote it ({_written_by(state)})") from None
     infos = ckpt.infos_from_plain(state["task_infos"])
+    for task in cfg.tasks.values():
+        task.options = {**task.options, **(options or {}).get(task.type, {})}
     cfg.model.pretrained = False  # the checkpoint holds the weights: never download
     cfg.model.init = None  # nor copy another checkpoint's: these weights are the model
     model = model_of(cfg, infos)

@@ -25,17 +25,25 @@ import functools
 import os
 import shlex
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from mtvision.config import ConfigError
-from mtvision.data.errors import FormatError
-from mtvision.data.loading import CorruptImageError
-from mtvision.engine.checkpoint import CheckpointError, DiskFullError
-from mtvision.engine.interrupts import RunInterrupted, StopNow
-from mtvision.engine.step import NonFiniteLossError
+# The project's error classes by module, looked up only in modules already imported: an error
+# of a module never imported cannot have been raised, and importing them all here would load
+# torch before `mtvision --help` could answer.
+_CLASSES = {"RunInterrupted": "mtvision.engine.interrupts", "StopNow": "mtvision.engine.interrupts",
+            "ConfigError": "mtvision.config", "CorruptImageError": "mtvision.data.loading",
+            "FormatError": "mtvision.data.errors", "CheckpointError": "mtvision.engine.checkpoint",
+            "DiskFullError": "mtvision.engine.checkpoint", "NonFiniteLossError": "mtvision.engine.step"}
+
+
+def _is(error: BaseException, name: str) -> bool:
+    """``isinstance(error, <the class name>)`` without importing its module."""
+    cls = getattr(sys.modules.get(_CLASSES[name]), name, None)
+    return cls is not None and isinstance(error, cls)
 
 BAD_INPUT, FAILED_RUN = 2, 1
 _debug = {"on": False}
@@ -84,21 +92,21 @@ def install(group: typer.Typer) -> None:
 
 def explain(error: BaseException) -> tuple[int, str] | None:
     """``(exit code, message)`` for an error of the project's own, None for a bug."""
-    if isinstance(error, RunInterrupted):
-        return error.exit_code, interrupted_message(error)
-    if isinstance(error, StopNow):
+    if _is(error, "RunInterrupted"):
+        return error.exit_code, interrupted_message(error)  # type: ignore[attr-defined]
+    if _is(error, "StopNow"):
         return 128 + error.signum, f"{error}: stopped at once; the last saved checkpoint is the latest"
     if isinstance(error, KeyboardInterrupt):
         return 128 + signal.SIGINT, "interrupted"
-    if isinstance(error, ConfigError):
+    if _is(error, "ConfigError"):
         return BAD_INPUT, f"config: {error}"
-    if isinstance(error, CorruptImageError):
+    if _is(error, "CorruptImageError"):
         return BAD_INPUT, f"{error}\n  fix: replace or remove the file, or set data.skip_corrupt=true to leave it out"
-    if isinstance(error, FormatError):
+    if _is(error, "FormatError"):
         return BAD_INPUT, f"{error}\n  fix: correct that entry (`mtvision data check <dataset>` lists every problem)"
-    if isinstance(error, CheckpointError):
+    if _is(error, "CheckpointError"):
         return BAD_INPUT, str(error)
-    if isinstance(error, NonFiniteLossError):
+    if _is(error, "NonFiniteLossError"):
         return FAILED_RUN, f"training diverged: {error}"
     if isinstance(error, OSError):
         return _os_error(error)
@@ -109,7 +117,7 @@ def _os_error(error: OSError) -> tuple[int, str] | None:
     """A full disk is a failed run; a missing or forbidden path given by the user is bad input."""
     where = f" ({error.filename})" if error.filename else ""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        if isinstance(error, DiskFullError):
+        if _is(error, "DiskFullError"):
             return FAILED_RUN, str(error.strerror)
         return FAILED_RUN, f"no space left on device{where}; free some space or set run.output to another disk"
     if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)) \
@@ -118,7 +126,7 @@ def _os_error(error: OSError) -> tuple[int, str] | None:
     return None
 
 
-def interrupted_message(error: RunInterrupted) -> str:
+def interrupted_message(error: Any) -> str:
     """What to type to continue; the exit code says which signal it was."""
     name = signal.Signals(error.signum).name
     if error.checkpoint is None:

@@ -18,36 +18,40 @@ Example (shell)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import torch
 import typer
 
-from mtvision.cli import app, build
-from mtvision.cli.build import console
-from mtvision.cli.resume import finished, resume_config
-from mtvision.cli.validate import validate
-from mtvision.config import Config
-from mtvision.data.sources import read_record
-from mtvision.data.transforms import build_transforms
-from mtvision.engine import checkpoint as ckpt
-from mtvision.engine.baselines import baseline_results
-from mtvision.engine.console import metric_table
-from mtvision.engine.distributed import DistInfo, cleanup, init_distributed, resolve_device
-from mtvision.engine.evaluate import evaluate
-from mtvision.engine.optim import resolve_amp
-from mtvision.engine.predict import find_images, predict_files
-from mtvision.engine.trainer import Trainer
+from mtvision.cli import app
+
+if TYPE_CHECKING:  # the heavy modules load inside the commands: `train --help` answers at once
+    from mtvision.config import Config
+    from mtvision.engine.trainer import Trainer
+
+HELP_CONFIG = ("[CONFIG.yaml] then key=value overrides: train.epochs=3. `mtvision config [CONFIG] [key=value...]` "
+               "prints every key with its default and comment; a dataset path alone (data.source=export.json) "
+               "trains that dataset's own tasks")
 
 
 @app.command()
 def train(
-    args: Optional[list[str]] = typer.Argument(None, help="[CONFIG.yaml] then key=value overrides: train.epochs=3"),
+    args: Optional[list[str]] = typer.Argument(None, help=HELP_CONFIG),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue a run from its weights/last.pt"),
     init: Optional[Path] = typer.Option(None, "--from", help="start a new run from a trained checkpoint's "
                                         "matching weights (model.init; docs/transfer.md)"),
 ) -> None:
     """Train one model on every configured task (default: the synthetic demo)."""
+    import torch
+
+    from mtvision.cli import build
+    from mtvision.cli.build import console
+    from mtvision.cli.resume import finished, resume_config
+    from mtvision.cli.validate import validate
+    from mtvision.engine import checkpoint as ckpt
+    from mtvision.engine.baselines import baseline_results
+    from mtvision.engine.console import metric_table
+    from mtvision.engine.distributed import cleanup, init_distributed
+
     path, overrides = build.split_args(args or [])
     overrides = [*overrides, f"model.init={init}"] if init else overrides
     state = ckpt.load_run_checkpoint(resume) if resume else None
@@ -79,6 +83,8 @@ def train(
 
 def _announce_resume(state: Optional[dict], cfg: Config, trainer: Trainer) -> None:
     """Say where a resume continues, and the schedule rule when ``train.epochs`` changed."""
+    from mtvision.cli.build import console
+
     if state is None or not trainer.dist.is_main:
         return
     where = f"epoch {state['epoch'] + 1}, step {state.get('step', 0)}"
@@ -97,6 +103,15 @@ def val(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="default: the run's"),
 ) -> None:
     """Evaluate a checkpoint: every task's metrics, next to constant baselines."""
+    from mtvision.cli import build
+    from mtvision.cli.build import console
+    from mtvision.data.sources import read_record
+    from mtvision.engine.baselines import baseline_results
+    from mtvision.engine.console import metric_table
+    from mtvision.engine.distributed import DistInfo, resolve_device
+    from mtvision.engine.evaluate import evaluate
+    from mtvision.engine.optim import resolve_amp
+
     cfg, model, infos = build.restore(weights)
     if split not in ("val", "train"):
         raise typer.BadParameter("--split must be val or train")
@@ -116,17 +131,51 @@ def predict(
     weights: Path = typer.Argument(..., help="a checkpoint (best.pt / last.pt)"),
     source: Path = typer.Option(..., "--source", help="an image file or a folder of images"),
     out: Path = typer.Option(Path("predictions"), "--out", help="output folder"),
+    conf: Optional[float] = typer.Option(None, "--conf", min=0.0, max=1.0,
+                                         help="detection score threshold (default: the task's own, 0.05)"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: the run's run.device)"),
+    imgsz: Optional[int] = typer.Option(None, "--imgsz", min=16, help="network input side in pixels (default: the "
+                                        "run's data.image_size); the model is fully convolutional"),
+    tasks: Optional[list[str]] = typer.Option(None, "--tasks", help="only these tasks: --tasks depth --tasks semseg "
+                                              "or --tasks depth,semseg (default: every task)"),
 ) -> None:
     """Every task's prediction for each image: overlays per task and one predictions.json."""
+    from mtvision.cli import build
+    from mtvision.cli.build import console
+    from mtvision.data.transforms import build_transforms
+    from mtvision.engine.distributed import resolve_device
+    from mtvision.engine.optim import resolve_amp
+    from mtvision.engine.predict import find_images, predict_files
+
     if weights.suffix == ".onnx":  # an exported model: onnxruntime, the same files
+        if any(option is not None for option in (conf, device, imgsz, tasks)):
+            raise typer.BadParameter("--conf, --device, --imgsz and --tasks are for checkpoints (.pt); an ONNX "
+                                     "model keeps the settings it was exported with")
         from mtvision.cli.export import predict_onnx
         return predict_onnx(weights, source, out)
-    cfg, model, _ = build.restore(weights)
-    device = resolve_device(cfg.run.device)
-    transform = build_transforms("none", build.image_size(cfg), train=False)
-    amp_dtype, _ = resolve_amp(cfg.train.amp, device)
+    cfg, model, _ = build.restore(weights, detection_options({"score_thresh": conf} if conf is not None else {}))
+    keep_tasks(model, [name for item in tasks or [] for name in item.split(",") if name])
+    device_ = resolve_device(device or cfg.run.device)
+    size = (imgsz, imgsz) if imgsz else build.image_size(cfg)
+    transform = build_transforms("none", size, train=False)
+    amp_dtype, _ = resolve_amp(cfg.train.amp, device_)
     paths = find_images(source)
-    json_path = predict_files(model.to(device), paths, out, transform, device, amp_dtype)
-    console.print(f"predictions for {len(paths)} image(s) in [bold]{out}[/bold] ({json_path.name})")
+    json_path = predict_files(model.to(device_), paths, out, transform, device_, amp_dtype)
+    console.print(f"predictions of {', '.join(model.tasks)} for {len(paths)} image(s) in [bold]{out}[/bold] "
+                  f"({json_path.name})")
 
 
+def detection_options(options: dict[str, float]) -> dict[str, dict[str, float]]:
+    """``{task type: options}`` for :func:`build.restore`: ``--conf`` is the detectors' score threshold."""
+    return {"detection": options} if options else {}
+
+
+def keep_tasks(model: Any, names: list[str]) -> None:
+    """Remove every head but ``names`` (all when empty): the others are neither run nor written."""
+    if not names:
+        return
+    unknown = [name for name in names if name not in model.tasks]
+    if unknown:
+        raise typer.BadParameter(f"--tasks {', '.join(unknown)}: not a task of this model ({', '.join(model.tasks)})")
+    for name in [name for name in model.tasks if name not in names]:
+        del model.tasks[name]
