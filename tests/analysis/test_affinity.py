@@ -1,5 +1,6 @@
-"""TAG affinity against a closed form, the lookahead against the optimizers' own step, partial
-labels, and a measured run on the synthetic scenes where a random-label task stands apart."""
+"""TAG affinity against a closed form (each lookahead variant), partial labels, and a measured run
+on the synthetic scenes where a random-label task stands apart. The lookahead itself against the
+optimizers' own step: tests/engine/test_lookahead.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from torch import Tensor, nn
 
 from mtvision.analysis.affinity import AffinityProbe, measure_affinity
 from mtvision.analysis.grouping import group_tasks
-from mtvision.analysis.lookahead import lookahead
 from mtvision.structures import Batch
 
 torch.set_num_threads(1)
@@ -104,26 +104,26 @@ def test_a_pair_is_averaged_only_over_steps_where_both_tasks_are_labelled() -> N
     assert result.cosine[0, 2] == pytest.approx(-1.0)
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
-    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.5, dampening=0.1),
-    lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.01),
-    lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1),
-    lambda p: torch.optim.AdamW(p, lr=0.01, amsgrad=True),
-    lambda p: torch.optim.AdamW(p, lr=0.01, fused=True),
-])
-def test_the_lookahead_is_the_step_the_optimizer_takes_and_writes_nothing_back(make) -> None:
-    gen = torch.Generator().manual_seed(1)
-    param = nn.Parameter(torch.randn(5, generator=gen))
-    optimizer = make([param])
-    for step in range(4):  # the first lookahead meets an empty state, the later ones real moments
-        grad = torch.randn(5, generator=gen)
-        state = {k: v.clone() if isinstance(v, Tensor) else v for k, v in optimizer.state[param].items()}
-        predicted = lookahead(optimizer, [param], [grad])[0]
-        assert all(torch.equal(v, optimizer.state[param][k]) for k, v in state.items() if isinstance(v, Tensor))
-        param.grad = grad
-        optimizer.step()
-        assert torch.allclose(predicted, param.detach(), atol=1e-6), step
+def test_the_isolated_variant_divides_by_the_momentum_only_step_by_hand() -> None:
+    # h = w = 0, targets a: +1, b: +1, c: -1; SGD lr 0.25, momentum 0.5 with a buffer of 0.4 from earlier steps.
+    # A step on g: w' = -0.25 (0.5·0.4 + g). Zero gradient (momentum only): w0 = -0.05, L_b = 1.05² = 1.1025,
+    # L_c = 0.95² = 0.9025. Task a: g = 2(0 - 1) = -2, w' = 0.45: L_b = 0.3025, L_c = 2.1025.
+    # Task c: g = 2(0 + 1) = 2, w' = -0.55: L_b = 2.4025.
+    expected = {"isolated": (1 - 0.3025 / 1.1025, 1 - 2.1025 / 0.9025, 1 - 2.4025 / 1.1025),
+                "tag": (1 - 0.3025, 1 - 2.1025, 1 - 2.4025),  # divided by the losses at w = 0 (all 1)
+                "sgd": (1 - 0.25, 1 - 2.25, 1 - 2.25)}  # w' = -0.25 g, no momentum: 0.5 and -0.5
+    for variant, (a_to_b, a_to_c, c_to_b) in expected.items():
+        model = LinearTasks(["a", "b", "c"], [0.0])
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.25, momentum=0.5)
+        optimizer.state[model.shared.weight]["momentum_buffer"] = torch.full((1, 1), 0.4)
+        probe = AffinityProbe(model, optimizer, variant=variant)
+        ones = torch.ones(4)
+        probe.measure(_batch(torch.ones(4, 1), {"a": ones, "b": ones, "c": -ones}))
+        z = probe.result().affinity
+        assert (z[0, 1], z[0, 2], z[2, 1]) == pytest.approx((a_to_b, a_to_c, c_to_b)), variant
+        assert optimizer.state[model.shared.weight]["momentum_buffer"].item() == pytest.approx(0.4)  # not written
+    with pytest.raises(ValueError, match="isolated, tag, sgd"):
+        AffinityProbe(model, optimizer, variant="momentum")
 
 
 def test_a_random_label_task_stands_apart_and_depth_joins_normals(synthetic_run) -> None:

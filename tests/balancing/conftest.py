@@ -52,9 +52,19 @@ def step(method: Balancer, inputs: Inputs, tasks: Tensor | None = None) -> Tenso
         out = weights.detach()
         method.update(losses * 0.8, tasks)
     else:
+        if getattr(method, "needs_lookahead", False):  # what the trainer hands Auto-Lambda for one step
+            method.lookahead_gradient = quadratic_validation(grads.shape[1], grads.device)
         out = method.aggregate(grads, tasks, losses=losses)
+        method.lookahead_gradient = None
     method.end_epoch()
     return out
+
+
+def quadratic_validation(dim: int, device: torch.device, lr: float = 0.1) -> Callable[[Tensor], Tensor]:
+    """``d ↦ ∂L_val(θ − lr·d)/∂d`` for ``L_val(θ) = ½‖θ − θ*‖²`` with a fixed ``θ − θ*``:
+    a validation gradient of tensors only, the same whatever the task order."""
+    offset = torch.randn(dim, generator=torch.Generator().manual_seed(99)).to(device)
+    return lambda d: -lr * (offset - lr * d)
 
 
 @pytest.fixture(name="make_inputs")

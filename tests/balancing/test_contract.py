@@ -40,8 +40,8 @@ def seeded(seed: int, fn: Callable[[], Tensor]) -> Tensor:
     return fn()
 
 
-def test_registry_has_thirty_one_lower_case_methods_of_both_kinds() -> None:
-    assert len(ALL) >= 31 and ALL == sorted(ALL)
+def test_registry_has_thirty_two_lower_case_methods_of_both_kinds() -> None:
+    assert len(ALL) >= 32 and ALL == sorted(ALL)
     assert all(n == n.lower() and " " not in n for n in ALL)
     assert {"ew", "uw", "famo"} <= set(LOSS) and {"pcgrad", "mgda", "upgrad", "nash_mtl"} <= set(GRADIENT)
 
@@ -163,7 +163,7 @@ def test_partial_labels_equal_the_method_on_the_present_tasks(name: str, make_in
 
 def test_the_methods_that_learn_or_remember_keep_state() -> None:
     assert set(STATEFUL) >= {"db_mtl", "dwa", "famo", "gradnorm", "gradvac", "uw",  # EMAs, histories, learnt weights
-                             "excess_mtl", "imtl", "imtl_l", "moco", "sdmgrad", "stch"}
+                             "excess_mtl", "imtl", "imtl_l", "moco", "sdmgrad", "stch", "auto_lambda"}
     assert {"ew", "pcgrad", "mgda", "upgrad", "krum", "trimmed_mean"} <= set(STATELESS)
 
 
@@ -217,6 +217,20 @@ def test_bad_task_indices_are_rejected(name: str, make_inputs) -> None:
 def test_methods_that_need_losses_say_so(name: str, make_inputs) -> None:
     with pytest.raises(ValueError, match="losses="):
         create(name, num_tasks=2).aggregate(make_inputs(2, 0)[1])
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if getattr(METHODS[n], "needs_lookahead", False)])
+def test_methods_that_need_a_lookahead_say_so_and_hold_no_function_between_steps(name: str, make_inputs, step) -> None:
+    """The trainer hands the validation gradient for one step (engine/step.py); without it the
+    weights stay where they are, with it they move, and nothing of it is saved."""
+    assert name == "auto_lambda"  # the only one so far: a new one must be added here knowingly
+    losses, grads = make_inputs(3, 0)
+    m = create(name, num_tasks=3)
+    m.aggregate(grads, losses=losses)
+    before = m.last_weights.clone()
+    step(m, (losses, grads))
+    assert m.lookahead_gradient is None and not torch.equal(m.last_weights, before)
+    assert all(isinstance(v, Tensor) for v in m.state_dict().values())
 
 
 @pytest.mark.parametrize("name", GRADIENT)

@@ -26,8 +26,8 @@ from typing import Any
 from mtvision.balancing.base import METHODS, Balancer, GradientBalancer, GramianBalancer, LossBalancer
 # Each method's module registers it in METHODS (@register): importing them all fills the registry.
 from mtvision.balancing import (  # noqa: F401
-    aligned_mtl, cagrad, config_grad, db_mtl, dualproj, dwa, ew, excess_mtl, fairgrad, famo, fixed, gls, graddrop,
-    gradnorm, gradvac, imtl, imtl_g, imtl_l, krum, mgda, moco, nash_mtl, pcgrad, rlw, sdmgrad, si, stch,
+    aligned_mtl, auto_lambda, cagrad, config_grad, db_mtl, dualproj, dwa, ew, excess_mtl, fairgrad, famo, fixed, gls,
+    graddrop, gradnorm, gradvac, imtl, imtl_g, imtl_l, krum, mgda, moco, nash_mtl, pcgrad, rlw, sdmgrad, si, stch,
     trimmed_mean, upgrad, uw,
 )
 

@@ -16,6 +16,7 @@ Example (shell)::
 
     mtvision affinity configs/demo.yaml                      # every K; groups.yaml for the best
     mtvision affinity configs/demo.yaml --groups 2 --every 2 tasks.objects=null
+    mtvision affinity configs/demo.yaml --variant tag          # TAG's eq. 3 as written (default: isolated)
     mtvision train runs/demo/affinity/groups.yaml            # the recommended branched model
 """
 
@@ -28,7 +29,7 @@ import torch
 import typer
 import yaml
 
-from mtvision.analysis.affinity import AffinityResult, measure_affinity
+from mtvision.analysis.affinity import VARIANTS, AffinityResult, measure_affinity
 from mtvision.analysis.affinity_report import plot_affinity, summary_sentence, write_json
 from mtvision.analysis.grouping import Grouping, group_every_k
 from mtvision.cli import app, build
@@ -54,12 +55,16 @@ def affinity(
                                                                       "groups.yaml (default: all but the last)"),
     overlap: bool = typer.Option(False, "--overlap", help="also the papers' overlapping groups (a task in "
                                                           "several groups) in affinity.json"),
+    variant: str = typer.Option(VARIANTS[0], "--variant", help="lookahead: isolated (a step on task i against the "
+                                                               "momentum-only step), tag (eq. 3 as written) or sgd"),
 ) -> None:
     """Task affinity (TAG) and gradient cosines from a short run; task groups; a branched config."""
     path, overrides = build.split_args(args or [])
     user = build.load(path, overrides)
     names = list(user.tasks)
     _check(names, groups, every, epochs)
+    if variant not in VARIANTS:
+        _fail(f"--variant {variant}: choose one of {', '.join(VARIANTS)}")
     cfg = build.load(path, [*SHORT_RUN, *overrides, *([f"train.epochs={epochs}"] if epochs else [])])
     cfg.model = cfg.model.model_copy(update=HARD)
     if cfg.run.threads is not None:
@@ -68,10 +73,11 @@ def affinity(
     root = Path(cfg.run.output) / cfg.run.name / "affinity"
     trainer, _ = build.trainer(cfg, DistInfo(), device, None, run_dir=root)
     result = measure_affinity(trainer.model, trainer.train_loader, trainer.parts, cfg.train.epochs, every, device,
-                              trainer.sampler, console)
+                              trainer.sampler, console, variant)  # type: ignore[arg-type]
     found = group_every_k(result.affinity, names, [groups] if groups else None)
     best = groups or max(found, key=lambda k: (round(found[k].score, 9), -k))
-    extra = {"recommended": best, "every": every, "epochs": cfg.train.epochs, "variant": "partition"}
+    extra = {"recommended": best, "every": every, "epochs": cfg.train.epochs, "variant": "partition",
+             "lookahead": variant}
     if overlap:
         covers = group_every_k(result.affinity, names, list(found), "cover")
         extra.update(overlapping_groups={str(k): g.groups for k, g in covers.items()},

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -62,6 +62,9 @@ class StepParts:
     # train.distill: extra per-task losses (an old model's outputs as targets, engine/distill.py), added to
     # those tasks' own losses so that balancing sees them as the tasks' losses
     distill: Distill | None = None
+    # d -> ∂L_val(θ'(d))/∂d, for a method with ``needs_lookahead`` (Auto-Lambda): engine/lookahead.py's
+    # ValidationLookahead, built by the trainer on its validation loader
+    lookahead: Callable[[Tensor], Tensor] | None = None
 
 
 class NonFiniteLossError(RuntimeError):
@@ -92,10 +95,11 @@ def train_step(model: nn.Module, batch: Batch, parts: StepParts) -> dict[str, fl
         if not math.isfinite(sum(all_reduce_sum(vector).tolist())):
             return _skip(parts, names, vector.tolist(), math.nan)
         reuse = parts.every > 1 and parts.scheduler.last_epoch % parts.every != 0
-        result = balanced_backward(parts.method, losses, parts.params, features=features, mode=parts.gradients,
-                                   scale=_loss_scale(parts.scaler, vector.device),
-                                   reuse_weights=reuse, process_group=_process_group(),
-                                   diagnostics=parts.monitor is not None)
+        with _lookahead(parts):  # Auto-Lambda's validation gradient, handed over for this step only
+            result = balanced_backward(parts.method, losses, parts.params, features=features, mode=parts.gradients,
+                                       scale=_loss_scale(parts.scaler, vector.device),
+                                       reuse_weights=reuse, process_group=_process_group(),
+                                       diagnostics=parts.monitor is not None)
     parts.scaler.unscale_(parts.optimizer)
     grad_norm = _clip_gradients(parts.optimizer, parts.grad_clip)
 
@@ -153,6 +157,24 @@ def _show_new_losses(model: nn.Module, batch: Batch, method: LossBalancer, amp_d
     stats = all_reduce_sum(stats)
     present = stats[0] > 0
     method.update(stats[1, present] / stats[0, present], present.nonzero().flatten().cpu())
+
+
+@contextlib.contextmanager
+def _lookahead(parts: StepParts) -> Iterator[None]:
+    """Give a method that asks for it (``needs_lookahead``) the validation gradient at the
+    lookahead for the length of the backward, and take it back: between steps the method
+    holds tensors only, never a function that reaches the model."""
+    if not getattr(parts.method, "needs_lookahead", False):
+        yield
+        return
+    if parts.lookahead is None:
+        raise ValueError(f"{type(parts.method).__name__} needs the validation gradient at the optimizer's lookahead: "
+                         "set StepParts.lookahead (the Trainer builds it from its validation loader)")
+    parts.method.lookahead_gradient = parts.lookahead
+    try:
+        yield
+    finally:
+        parts.method.lookahead_gradient = None
 
 
 def _loss_scale(scaler: torch.amp.GradScaler, device: torch.device) -> float:
