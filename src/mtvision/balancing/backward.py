@@ -21,7 +21,7 @@ the graph (:mod:`~mtvision.balancing._stream`), then one ordinary backward of
 that extra backward; holding costs ``k × D`` floats. ``"parameters"`` picks by a memory
 estimate: stored while ``G`` takes under a quarter of the free memory where it would live,
 streamed beyond. Methods that need ``G`` itself (GradDrop, DB-MTL, MoCo, ExcessMTL,
-TrimmedMean) always take the stored path (a forced ``"parameters_streamed"`` warns), and so
+TrimmedMean, Auto-Lambda) always take the stored path (a forced ``"parameters_streamed"`` warns), and so
 does a DDP step where a task is absent on some rank (the ranks' batched passes must pair up).
 
 A Gramian method (all but those) is given a ``[k, k]`` factor of ``G Gᵀ``:
