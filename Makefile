@@ -8,11 +8,16 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
+# One line per step, and pip's own progress for the long one (about 100 s on a fresh machine).
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,export]"
-	touch $(STAMP)
+	@echo "[1/3] virtual environment $(VENV) ($(PYTHON))"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "[2/3] pip upgrade"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "[3/3] mtvision and its pinned dependencies (constraints.txt): torch, torchvision, timm, ..."
+	@$(BIN)/python -m pip install --progress-bar on -c constraints.txt -e ".[test,export]"
+	@touch $(STAMP)
+	@echo "installed: $(VENV) is ready"
 
 test: $(STAMP)
 	$(BIN)/lint-imports

@@ -1,8 +1,9 @@
 """The run configuration: typed pydantic models, loaded from YAML plus ``key=value`` overrides.
 
 Every field has a default and a comment saying why it has that value; the defaults *are*
-the demo (``configs/demo.yaml`` is this file's defaults written out), so ``mtvision train``
-with no arguments needs no file at all. Unknown keys are errors (``extra="forbid"``), and
+the demo (``configs/demo.yaml`` is this file's defaults written out, but for the best metric
+and validating every second epoch), so ``mtvision train`` with no arguments needs no file at
+all. Unknown keys are errors (``extra="forbid"``), and
 every error names the dotted field path and, for a typo, the closest valid key.
 
 The CLI turns a :class:`Config` into objects; nothing below the CLI ever sees it.
@@ -160,7 +161,9 @@ class BalancingConfig(_Section):
     # "parameters_streamed" / "parameters_stored" force one (docs/balancing_cost.md).
     gradients: Literal["auto", "parameters", "parameters_streamed", "parameters_stored", "representation"] = "auto"
     every: int = Field(1, ge=1)  # gradient methods: recompute weights every K steps, reuse them in between (K× cheaper)
-    diagnostics: bool = True  # log task weights, gradient norms and cosines; draw balance.png / conflicts.png
+    # Log task weights (and for gradient methods gradient norms and cosines); draw balance.png, and
+    # conflicts.png for gradient methods (loss methods such as ew compute no per-task gradient to compare).
+    diagnostics: bool = True
 
     @field_validator("method")
     @classmethod
@@ -212,7 +215,9 @@ class TrainConfig(_Section):
     best_metric: Union[str, None] = None
     best_mode: Literal["auto", "max", "min"] = "auto"  # auto = the metric's own direction
     max_nonfinite: int = Field(5, ge=1)  # stop after this many consecutive steps with a NaN/inf loss
-    eval_every: int = Field(1, ge=1)  # validate every N epochs (and always after the last)
+    # Validate every N epochs (and always after the last); validation draws nothing from the training RNG,
+    # so N changes only which epochs can be selected as best.pt, never the weights (the demo uses 2).
+    eval_every: int = Field(1, ge=1)
     predict_images: int = Field(4, ge=0)  # validation samples drawn with every task's prediction
     predict_every_epoch: bool = False  # draw predictions after every evaluation, not only at the end
     # {part: factor} on lr, parts as in model.freeze, e.g. {backbone: 0.1}: a trained trunk moves slowly

@@ -218,12 +218,13 @@ def splits(cfg: Config, info: DistInfo, test: bool = False) -> Splits:
     held_out = None
     if data.source == "synthetic":
         s = data.synthetic
+        shown = console if info.is_main else None  # says it renders, with a progress bar (first run only)
         train_path, val_path = cached_synthetic(Path(data.cache), s.num_train, s.num_val, s.size, s.max_objects,
-                                                s.seed, info)
+                                                s.seed, info, shown)
         train, val = read_record(train_path), read_record(val_path)
         if test:
             held_out = read_record(cached_synthetic_test(Path(data.cache), s.num_train, s.num_val, s.num_test, s.size,
-                                                         s.max_objects, s.seed, info))
+                                                         s.max_objects, s.seed, info, shown))
     else:
         record = read_source(data)  # read once: tasks: auto read it already
         if test:

@@ -39,6 +39,8 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue a run from its weights/last.pt"),
     init: Optional[Path] = typer.Option(None, "--from", help="start a new run from a trained checkpoint's "
                                         "matching weights (model.init; docs/transfer.md)"),
+    verbose: bool = typer.Option(False, "--verbose", help="the full metric table after every validation, "
+                                 "not only at the end"),
 ) -> None:
     """Train one model on every configured task (default: the synthetic demo)."""
     import torch
@@ -70,15 +72,26 @@ def train(
     try:
         with build.no_litter(run_dir, new=resume is None and info.is_main):
             trainer, val_set = build.trainer(cfg, info, device, resume, run_dir=run_dir)
+            trainer.verbose = verbose
             _announce_resume(state, cfg, trainer)
             summary = trainer.fit()
         if info.is_main:
             baselines = baseline_results(trainer.tasks, build.eval_loader(cfg, val_set))
-            console.print(metric_table(summary.results, baselines, title="final validation vs constant baselines"))
+            results, title = final_results(summary)
+            console.print(metric_table(results, baselines, title=title))
             best = "n/a" if summary.best_score is None else f"{summary.best_score:.4f}"
             console.print(f"best {summary.best_metric} = {best}; run saved to [bold]{summary.run_dir}[/bold]")
     finally:
         cleanup()
+
+
+def final_results(summary: Any) -> tuple[dict, str]:
+    """The results of ``best.pt`` (or of the last epoch when this process did not see the best) and a title
+    saying which: the model a user keeps is best.pt, so that is the table to read."""
+    if summary.best_results is not None:
+        return summary.best_results, (f"final validation vs constant baselines: best.pt "
+                                      f"(epoch {summary.best_epoch}/{summary.epochs_run})")
+    return summary.results, f"final validation vs constant baselines: last epoch ({summary.epochs_run})"
 
 
 def _announce_resume(state: Optional[dict], cfg: Config, trainer: Trainer) -> None:

@@ -5,10 +5,8 @@ weights, which is the step's job alone.
 The balancing method (default: equal weighting) is the trainer's too: its own parameters
 (UW) train with the model, its state (DWA, FAMO, the weights reused between recomputations)
 goes into every checkpoint, ``end_epoch()`` closes each epoch, and its diagnostics become
-``balance/...`` columns of ``results.csv`` plus ``balance.png`` and ``conflicts.png``. A method
-that ``needs_lookahead`` (Auto-Lambda) gets the validation loss's gradient one optimizer step
-ahead, on the next batch of a cycling pass over the validation loader drawn under a forked RNG
-(the training shuffle and augmentations are unchanged; ``engine/lookahead.py``).
+``balance/...`` columns of ``results.csv`` plus ``balance.png`` and, for gradient methods (which
+compute per-task gradients), ``conflicts.png``.
 
 The trainer takes objects and a small :class:`TrainSettings`; it never sees the config
 (the CLI builds everything). Under ``torchrun`` every rank runs the same loop; rank 0
@@ -37,12 +35,11 @@ from mtvision.balancing.backward import task_parameters
 from mtvision.balancing.diagnostics import BalanceMonitor
 from mtvision.data.dataset import SkippingLoader, collate
 from mtvision.engine import checkpoint as ckpt
-from mtvision.engine.console import epoch_progress, metric_table
+from mtvision.engine.console import epoch_line, epoch_progress, metric_table
 from mtvision.engine.distributed import DistInfo, ShardSampler, sync_buffers, train_sampler, unwrap, wrap_model
 from mtvision.engine.evaluate import Results, evaluate, higher_is_better, is_better
 from mtvision.engine.interrupts import RunInterrupted, SkippingSampler, StopRequest
 from mtvision.engine.loggers import CSVLogger, Row, TensorBoardLogger
-from mtvision.engine.lookahead import CyclingBatches, ValidationLookahead
 from mtvision.engine.model_card import gradient_mode, write_model_card
 from mtvision.engine.optim import build_optimizer, build_scheduler, group_lrs, resolve_amp
 from mtvision.engine.plots import plot_balancing, plot_results
@@ -96,6 +93,8 @@ class FitSummary:
     best_score: float | None
     epochs_run: int
     stopped_early: bool = False
+    best_results: Results | None = None  # the validation that saved best.pt, when this process saw it
+    best_epoch: int | None = None
 
 
 @dataclass
@@ -134,7 +133,10 @@ class Trainer:
         self.sampler = sampler if sampler is not None else train_sampler(train_set, self.dist, settings.seed)
         self.position = SkippingSampler(self.sampler)  # leaves out the batches a mid-epoch resume has done
         self.train_loader = self._loader(train_set, self.position, drop_last=len(self.sampler) > settings.batch_size)
-        self.val_loader = self._loader(val_set, ShardSampler(len(val_set), self.dist.rank, self.dist.world_size))
+        # Its own generator: a loader draws a seed when it starts, which from the global RNG would make
+        # train.eval_every change the training run (shuffles and augmentations after a validation).
+        self.val_loader = self._loader(val_set, ShardSampler(len(val_set), self.dist.rank, self.dist.world_size),
+                                       generator=torch.Generator().manual_seed(settings.seed))
         self.amp_dtype, use_scaler = resolve_amp(settings.amp, self.device)
         self.method = (method or create("ew", num_tasks=len(self.tasks))).to(self.device)
         optimizer = build_optimizer(self.model, settings.lr, settings.weight_decay, extra=self.method.parameters(),
@@ -150,16 +152,15 @@ class Trainer:
             gradients=gradient_mode(None if balancing.gradients == "auto" else balancing.gradients, self.method,
                                     unwrap(self.model)), every=balancing.every,
             monitor=BalanceMonitor(list(self.tasks)) if balancing.diagnostics else None, distill=distill)
-        if getattr(self.method, "needs_lookahead", False):  # Auto-Lambda: validation gradient one step ahead
-            self.parts.lookahead = ValidationLookahead(
-                unwrap(self.model), self.parts.params.shared, optimizer, CyclingBatches(self.val_loader, self.device),
-                self.amp_dtype, settings.grad_clip, self.parts.scaler)
         self.best_metric, self.higher = self._best_metric()
         self.state = _State()
         self.loggers: list[Any] = []
         self.stop = StopRequest()
         self._pending_rng: dict[str, Any] | None = None  # a mid-epoch resume's RNG, set once its loader started
         self.skipped_images: set[str] = set()  # corrupt images already reported (each is listed once)
+        self.verbose = False  # the full metric table after every validation, not only at the end
+        self.best_results: Results | None = None
+        self.best_epoch: int | None = None
 
     # --- public ---------------------------------------------------------------------
     def resume(self, path: str | Path) -> None:
@@ -203,10 +204,14 @@ class Trainer:
         stopped = False
         with self.stop:
             for epoch in range(self.state.epoch + 1, self.settings.epochs + 1):
+                started = time.perf_counter()
                 row: Row = {"epoch": epoch, **self._train_epoch(epoch)}
                 self.state.epoch = epoch
+                trained, validated = time.perf_counter(), None
                 if epoch % self.settings.eval_every == 0 or epoch == self.settings.epochs:
                     stopped = self._validate(epoch, row)
+                    validated = time.perf_counter() - trained
+                self._print_epoch(epoch, row, trained - started, validated)
                 self.state.elapsed = time.perf_counter() - self._start
                 row["time"] = round(self.state.elapsed, 2)
                 self._log(row)
@@ -218,7 +223,19 @@ class Trainer:
                     self._interrupted(epoch + 1)
         self._finish()
         return FitSummary(self.run_dir, self.state.results, self.best_metric, self.state.best_score,
-                          self.state.epoch, stopped)
+                          self.state.epoch, stopped, self.best_results, self.best_epoch)
+
+    def _print_epoch(self, epoch: int, row: Row, train_seconds: float, val_seconds: float | None) -> None:
+        """The epoch's one line: times, mean losses, the selecting metric and its best so far."""
+        if self.console is None:
+            return
+        losses = {key[6:-5] or "total": value for key, value in row.items()
+                  if key.startswith("train/") and key.endswith("loss") and key.count("/") <= 2}
+        score = row.get(self.best_metric) if val_seconds is not None else None
+        new_best = score is not None and self.best_epoch == epoch
+        self.console.print(epoch_line(epoch, self.settings.epochs, train_seconds, val_seconds, losses,
+                                      self.best_metric, score, self.state.best_score, new_best, self.console.width),
+                           soft_wrap=True)
 
     # --- one epoch ------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> Row:
@@ -299,11 +316,12 @@ class Trainer:
         self.state.results = results
         row.update({f"val/{task}/{metric}": value for task, metrics in results.items()
                     for metric, value in metrics.items()})
-        if self.console is not None:
+        if self.console is not None and self.verbose:
             self.console.print(metric_table(results, title=f"validation, epoch {epoch}"))
         score = row[self.best_metric]
         if is_better(score, self.state.best_score, self.higher):
             self.state.best_score, self.state.bad_evals = score, 0
+            self.best_results, self.best_epoch = results, epoch
             self._save("best.pt")
         else:
             self.state.bad_evals += 1
@@ -360,10 +378,11 @@ class Trainer:
                                  self.device, self.amp_dtype)
 
     # --- set-up helpers -------------------------------------------------------------
-    def _loader(self, dataset: Dataset, sampler: Any, drop_last: bool = False) -> DataLoader:
+    def _loader(self, dataset: Dataset, sampler: Any, drop_last: bool = False,
+                generator: torch.Generator | None = None) -> DataLoader:
         return SkippingLoader(dataset, batch_size=self.settings.batch_size, sampler=sampler, drop_last=drop_last,
                           num_workers=self.settings.workers, collate_fn=collate,
-                          pin_memory=self.device.type == "cuda")
+                          pin_memory=self.device.type == "cuda", generator=generator)
 
     def _best_metric(self) -> tuple[str, bool]:
         """The validation column that selects ``best.pt``, and whether higher is better."""
