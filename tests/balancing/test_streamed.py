@@ -77,7 +77,7 @@ def assert_same_in_bf16(out: dict) -> None:
 
 def test_the_gramian_methods_are_the_ones_that_stream() -> None:
     assert len(GRAMIAN) >= 15 and {"upgrad", "mgda", "nash_mtl", "krum", "sdmgrad", "imtl"} <= set(GRAMIAN)
-    assert set(NEEDS_G) == {"db_mtl", "excess_mtl", "graddrop", "moco", "trimmed_mean"}
+    assert set(NEEDS_G) == {"auto_lambda", "db_mtl", "excess_mtl", "graddrop", "moco", "trimmed_mean"}
 
 
 @pytest.mark.parametrize("name", GRAMIAN)

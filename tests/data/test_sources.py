@@ -77,7 +77,7 @@ def test_every_fixture_export_is_detected_as_its_format(fixtures_dir: Path, relp
 
 def test_registry_holds_every_format_and_the_writers() -> None:
     assert set(FORMATS) == {"combined", "coco", "yolo", "voc", "label_studio", "cvat", "labelme", "cityscapes",
-                            "folders"}
+                            "folders", "nyuv2", "nyuv2_mat", "pascal_context"}
     assert set(WRITERS) == {"combined", "coco", "yolo", "voc"}
     order = DETECTION_ORDER.index
     assert order("combined") < order("coco")
