@@ -6,7 +6,10 @@ The balancing method (default: equal weighting) is the trainer's too: its own pa
 (UW) train with the model, its state (DWA, FAMO, the weights reused between recomputations)
 goes into every checkpoint, ``end_epoch()`` closes each epoch, and its diagnostics become
 ``balance/...`` columns of ``results.csv`` plus ``balance.png`` and, for gradient methods (which
-compute per-task gradients), ``conflicts.png``.
+compute per-task gradients), ``conflicts.png``. A method
+that ``needs_lookahead`` (Auto-Lambda) gets the validation loss's gradient one optimizer step
+ahead, on the next batch of a cycling pass over the validation loader drawn under a forked RNG
+(the training shuffle and augmentations are unchanged; ``engine/lookahead.py``).
 
 The trainer takes objects and a small :class:`TrainSettings`; it never sees the config
 (the CLI builds everything). Under ``torchrun`` every rank runs the same loop; rank 0
@@ -40,6 +43,7 @@ from mtvision.engine.distributed import DistInfo, ShardSampler, sync_buffers, tr
 from mtvision.engine.evaluate import Results, evaluate, higher_is_better, is_better
 from mtvision.engine.interrupts import RunInterrupted, SkippingSampler, StopRequest
 from mtvision.engine.loggers import CSVLogger, Row, TensorBoardLogger
+from mtvision.engine.lookahead import CyclingBatches, ValidationLookahead
 from mtvision.engine.model_card import gradient_mode, write_model_card
 from mtvision.engine.optim import build_optimizer, build_scheduler, group_lrs, resolve_amp
 from mtvision.engine.plots import plot_balancing, plot_results
@@ -152,6 +156,10 @@ class Trainer:
             gradients=gradient_mode(None if balancing.gradients == "auto" else balancing.gradients, self.method,
                                     unwrap(self.model)), every=balancing.every,
             monitor=BalanceMonitor(list(self.tasks)) if balancing.diagnostics else None, distill=distill)
+        if getattr(self.method, "needs_lookahead", False):  # Auto-Lambda: validation gradient one step ahead
+            self.parts.lookahead = ValidationLookahead(
+                unwrap(self.model), self.parts.params.shared, optimizer, CyclingBatches(self.val_loader, self.device),
+                self.amp_dtype, settings.grad_clip, self.parts.scaler)
         self.best_metric, self.higher = self._best_metric()
         self.state = _State()
         self.loggers: list[Any] = []
