@@ -7,20 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from mtvision.cli import app
 from mtvision.config import ConfigError, load_config
 from mtvision.models.architectures import create_architecture
 from mtvision.models.stages import Stages
-from tests.models.architectures.conftest import make
+from tests.models.architectures.conftest import make, train_tiny
 
 torch.set_num_threads(1)
 TASKS = ["semseg", "depth", "classes"]
-TINY = ["data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.synthetic.size=32", "data.image_size=32",
-        "data.batch_size=8", "model.neck_channels=16", "train.epochs=1", "train.predict_images=0",
-        "train.warmup_epochs=0", "balancing.diagnostics=false", "train.best_metric=val/semseg/miou",
-        "tasks.lighting=null", "tasks.normals=null", "tasks.edges=null", "tasks.objects=null", "tasks.classes=null"]
 
 
 def test_one_group_is_hard_sharing(scenes) -> None:
@@ -63,7 +57,8 @@ def test_bad_branches_name_the_problem(branches: list[list[str]], problem: str) 
 
 
 def test_branch_at_past_the_last_stage_is_refused() -> None:
-    with pytest.raises(ValueError, match="model.branch_at=5: test_resnet.r160_in1k has 4 stages; branch_at must be 1 to 4"):
+    problem = "model.branch_at=5: test_resnet.r160_in1k has 4 stages; branch_at must be 1 to 4"
+    with pytest.raises(ValueError, match=problem):
         make("branched", TASKS, options={"branches": [TASKS], "branch_at": 5})
 
 
@@ -76,11 +71,8 @@ def test_unknown_architecture_suggests_the_closest() -> None:
         load_config(None, ["model.branches=[[depth]]"])
 
 
-def test_trains_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    tree = ["model.architecture=branched", "model.branches=[[semseg], [depth]]", "model.branch_at=3"]
-    result = CliRunner().invoke(app, ["train", *TINY, *tree, "run.name=tree"])
-    assert result.exit_code == 0, result.output
-    card = json.loads((tmp_path / "runs" / "tree" / "model.json").read_text())
+def test_trains_end_to_end(tmp_path: Path) -> None:
+    _, card = train_tiny(tmp_path, "branched", "model.branches=[[semseg, objects], [depth]]", "model.branch_at=3")
     assert card["architecture"] == "branched" and card["options"]["branch_at"] == 3
     assert card["parameters"]["branch/depth"] > 0 and card["representation"].startswith("none: ")
+

@@ -3,26 +3,19 @@ normalised over the tasks; what a task owns; option errors; a tiny ``mtvision tr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from mtvision.cli import app
 from mtvision.models import MultiTaskModel
 from mtvision.models.architectures.cross_stitch import CrossStitchUnit
 from mtvision.models.stages import Stages
 from mtvision.structures import Batch
-from tests.models.architectures.conftest import make
+from tests.models.architectures.conftest import make, train_tiny
 
 torch.set_num_threads(1)
 TASKS = ["semseg", "depth", "objects"]
-TINY = ["data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.synthetic.size=32", "data.image_size=32",
-        "data.batch_size=8", "model.neck_channels=16", "train.epochs=1", "train.predict_images=0",
-        "train.warmup_epochs=0", "balancing.diagnostics=false", "tasks.classes=null", "tasks.lighting=null",
-        "tasks.normals=null", "tasks.edges=null"]
 
 
 def _stitch(singles: dict[str, MultiTaskModel], init: tuple[float, float]) -> MultiTaskModel:
@@ -81,11 +74,8 @@ def test_bad_options_say_what_is_wrong(options: dict, problem: str) -> None:
         make("cross_stitch", ["depth", "semseg"], options=options)
 
 
-def test_trains_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    options = "model.architecture_options={stages: [1, 2], per_channel: false}"
-    result = CliRunner().invoke(app, ["train", *TINY, "model.architecture=cross_stitch", options, "run.name=stitch"])
-    assert result.exit_code == 0, result.output
-    card = json.loads((tmp_path / "runs" / "stitch" / "model.json").read_text())
+def test_trains_end_to_end(tmp_path: Path) -> None:
+    _, card = train_tiny(tmp_path, "cross_stitch", "model.architecture_options={stages: [1, 2], per_channel: false}")
     assert card["architecture"] == "cross_stitch" and card["options"] == {"stages": [1, 2], "per_channel": False}
     assert card["parameters"]["units"] == 2 * 3 * 3 and card["representation"].startswith("none: ")
+

@@ -4,25 +4,18 @@ balanced in representation mode."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from mtvision.cli import app
 from mtvision.models.architectures.mmoe import MMoE
 from mtvision.models.stages import Stages
 from mtvision.structures import Batch
-from tests.models.architectures.conftest import make
+from tests.models.architectures.conftest import make, train_tiny
 
 torch.set_num_threads(1)
 TASKS = ["semseg", "depth", "classes", "objects"]
-TINY = ["data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.synthetic.size=32", "data.image_size=32",
-        "data.batch_size=8", "model.neck_channels=16", "train.epochs=1", "train.predict_images=0",
-        "train.warmup_epochs=0", "balancing.diagnostics=false", "tasks.classes=null", "tasks.lighting=null",
-        "tasks.normals=null", "tasks.edges=null"]
 
 
 @pytest.mark.parametrize(("shared_stages", "gate"), [(0, "image"), (2, "position")])
@@ -77,13 +70,10 @@ def test_bad_options_say_what_is_wrong(options: dict, problem: str) -> None:
         make("mmoe", ["depth"], options=options)
 
 
-def test_trains_end_to_end_in_representation_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    args = ["model.architecture=mmoe", "model.architecture_options={experts: 2, gate: position}",
-            "balancing.method=mgda", "balancing.gradients=representation", "run.name=moe"]
-    result = CliRunner().invoke(app, ["train", *TINY, *args])
-    assert result.exit_code == 0, result.output
-    assert "no shared representation" not in result.output
-    card = json.loads((tmp_path / "runs" / "moe" / "model.json").read_text())
+def test_trains_end_to_end_in_representation_mode(tmp_path: Path) -> None:
+    output, card = train_tiny(tmp_path, "mmoe", "model.architecture_options={experts: 2, gate: position}",
+                              "balancing.method=mgda", "balancing.gradients=representation")
+    assert "no shared representation" not in output
     assert card["architecture"] == "mmoe" and card["options"] == {"experts": 2, "gate": "position"}
     assert card["representation"].startswith("the experts' pyramids") and card["parameters"]["gates"] > 0
+

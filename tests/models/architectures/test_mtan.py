@@ -3,26 +3,19 @@ masks are each task's own; the option check; a tiny ``mtvision train`` end to en
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from mtvision.cli import app
 from mtvision.models import MultiTaskModel
 from mtvision.models.architectures.mtan import MTAN, StageAttention
 from mtvision.models.stages import Stages
 from mtvision.structures import Batch
-from tests.models.architectures.conftest import make
+from tests.models.architectures.conftest import make, train_tiny
 
 torch.set_num_threads(1)
 TASKS = ["semseg", "depth", "classes", "objects"]
-TINY = ["data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.synthetic.size=32", "data.image_size=32",
-        "data.batch_size=8", "model.neck_channels=16", "train.epochs=1", "train.predict_images=0",
-        "train.warmup_epochs=0", "balancing.diagnostics=false", "tasks.classes=null", "tasks.lighting=null",
-        "tasks.normals=null", "tasks.edges=null"]
 
 
 def _open_every_mask(model: MultiTaskModel) -> None:
@@ -71,11 +64,9 @@ def test_an_unknown_option_names_the_valid_ones() -> None:
         make("mtan", ["depth"], options={"experts": 2})
 
 
-def test_trains_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["train", *TINY, "model.architecture=mtan", "run.name=mtan"])
-    assert result.exit_code == 0, result.output
-    card = json.loads((tmp_path / "runs" / "mtan" / "model.json").read_text())
+def test_trains_end_to_end(tmp_path: Path) -> None:
+    _, card = train_tiny(tmp_path, "mtan")
     assert card["architecture"] == "mtan" and card["representation"].startswith("none: ")
     assert card["parameters"]["attention"] == sum(card["parameters"][f"task/{t}"] - card["parameters"][f"head/{t}"]
                                                   for t in ("semseg", "depth", "objects"))
+

@@ -4,18 +4,15 @@ tiny ``mtvision train model.architecture=padnet`` end to end."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 from torch.nn import functional as F
-from typer.testing import CliRunner
 
-from mtvision.cli import app
 from mtvision.models.architectures.distillation import Distillation
 from mtvision.structures import Batch
-from tests.models.architectures.conftest import KINDS, SIZE, make
+from tests.models.architectures.conftest import KINDS, SIZE, make, train_tiny
 
 torch.set_num_threads(1)
 SUPERVISED = set(KINDS) - {"objects"}  # detection has no deep supervision (Task.deep_supervision)
@@ -89,14 +86,8 @@ def test_a_level_past_the_pyramid_is_a_clear_error(level: object) -> None:
         make("padnet", ["semseg"], options={"level": level})
 
 
-def test_train_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    tiny = ["data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.synthetic.size=32",
-            "data.image_size=32", "data.batch_size=8", "model.neck_channels=16", "train.epochs=1",
-            "train.predict_images=0", "train.warmup_epochs=0", "tasks.classes=null", "tasks.lighting=null",
-            "tasks.normals=null", "tasks.edges=null", "run.name=padnet", "model.architecture=padnet"]
-    result = CliRunner().invoke(app, ["train", *tiny])
-    assert result.exit_code == 0, result.output + str(result.exception)
-    card = json.loads((tmp_path / "runs" / "padnet" / "model.json").read_text())
+def test_train_end_to_end(tmp_path: Path) -> None:
+    _, card = train_tiny(tmp_path, "padnet")
     assert card["architecture"] == "padnet" and card["representation"].startswith("none: ")
     assert card["parameters"]["distillation"] > 0 and card["parameters"]["supervision"] > 0
+
