@@ -42,7 +42,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _invoke(args: list[str]) -> tuple[int, str]:
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "400"})  # error boxes unwrapped: paths stay whole
     return result.exit_code, result.output + str(result.exception or "")
 
 
