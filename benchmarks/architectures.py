@@ -28,7 +28,8 @@ BASE = ["tasks.objects=null", "data.synthetic.num_train=150", "data.synthetic.nu
 # The branched row splits the geometric tasks from the semantic ones after stage 3 of 4;
 # `mtvision affinity` recommends a tree from measurements instead.
 ARCHITECTURES = {"hard": [], "mtan": [], "cross_stitch": [], "mmoe": [], "padnet": [], "mti_net": [],
-                 "branched": ["model.branches=[[semseg, edges], [depth, normals]]", "model.branch_at=3"]}
+                 "branched": ["tasks.classes=null", "tasks.lighting=null",  # the branches must name every task
+                              "model.branches=[[semseg, edges], [depth, normals]]", "model.branch_at=3"]}
 BASELINE = ["--baseline", str(OUT / "study_arch_hard")]  # the hard row trains the single-task models
 
 
