@@ -22,12 +22,6 @@ TINY = ["data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.synthet
         "tasks.edges=null", "tasks.objects=null"]  # semseg, depth, normals
 
 
-@pytest.fixture()
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    return CliRunner()
-
-
 def _run(runner: CliRunner, args: list[str]) -> tuple[int, str]:
     result = runner.invoke(app, args)
     return result.exit_code, result.output + (str(result.exception) if result.exception else "")

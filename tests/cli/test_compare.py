@@ -24,12 +24,6 @@ TINY = ["data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.synthet
 COSTS = ("params", "flops", "latency_ms", "throughput", "peak_memory_mb", "train_step_ms", "checkpoint_mb")
 
 
-@pytest.fixture()
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    return CliRunner()
-
-
 def _run(runner: CliRunner, args: list[str]) -> tuple[int, str]:
     result = runner.invoke(app, ["compare", *args])
     return result.exit_code, result.output + (str(result.exception) if result.exception else "")

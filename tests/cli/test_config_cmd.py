@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import typer
 import yaml
 from typer.testing import CliRunner
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 from mtvision.cli import COMMANDS, DATA_COMMANDS, app, data_app, load_all
 from mtvision.cli.config_cmd import field_comments
 from mtvision.config import load_config
+from tests.cli.conftest import ok
 
 COCO = "coco/wkentaro__labelme/examples/instance_segmentation/data_dataset_coco/annotations.json"
 TINY = ["train.epochs=1", "data.image_size=32", "data.batch_size=4", "data.workers=0",
@@ -23,20 +23,8 @@ TINY = ["train.epochs=1", "data.image_size=32", "data.batch_size=4", "data.worke
         "train.warmup_epochs=0"]
 
 
-@pytest.fixture()
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    return CliRunner()
-
-
-def _ok(runner: CliRunner, args: list[str]) -> str:
-    result = runner.invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 def test_config_prints_every_key_with_its_comment_and_default(runner: CliRunner, tmp_path: Path) -> None:
-    output = _ok(runner, ["config", "train.epochs=3", "tasks.edges=null"])
+    output = ok(runner, ["config", "train.epochs=3", "tasks.edges=null"])
     assert "  epochs: 3" in output and "# (default: 8) passes over the training split" in output
     assert "  lr: 0.002" in output and "# AdamW peak learning rate (after warmup)" in output
     assert "# (default" not in output.replace("# (default: 8)", "")  # only the changed key says so
@@ -58,18 +46,18 @@ def test_every_config_field_has_a_comment() -> None:
 
 
 def test_data_init_writes_a_config_that_trains(runner: CliRunner, tmp_path: Path, fixtures_dir: Path) -> None:
-    output = _ok(runner, ["data", "init", str(fixtures_dir / COCO)])
+    output = ok(runner, ["data", "init", str(fixtures_dir / COCO)])
     written = tmp_path / "data_dataset_coco.yaml"
     assert f"wrote {written.name}: tasks objects (detection)" in output
     raw = yaml.safe_load(written.read_text())
     assert raw["tasks"] == {"objects": {"type": "detection", "options": {"masks": True}}}
     assert raw["run"]["name"] == "data_dataset_coco"
     assert runner.invoke(app, ["data", "init", str(fixtures_dir / COCO)]).exit_code == 2  # no silent overwrite
-    assert "run saved to" in _ok(runner, ["train", str(written), *TINY])
+    assert "run saved to" in ok(runner, ["train", str(written), *TINY])
 
 
 def test_train_help_points_to_the_config_command(runner: CliRunner) -> None:
-    assert "mtvision config" in " ".join(_ok(runner, ["train", "--help"]).split())
+    assert "mtvision config" in " ".join(ok(runner, ["train", "--help"]).split())
 
 
 def test_the_command_tables_match_the_commands() -> None:

@@ -11,9 +11,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from mtvision.cli import app
 from mtvision.engine.console import loss_text
 from mtvision.engine.loggers import read_results
+from tests.cli.conftest import ok
 
 torch.set_num_threads(1)
 
@@ -21,18 +21,6 @@ TINY = ["data.synthetic.num_train=8", "data.synthetic.num_val=4", "data.syntheti
         "data.batch_size=4", "model.neck_channels=16", "train.predict_images=0", "train.warmup_epochs=0",
         "tasks.classes=null", "tasks.lighting=null", "tasks.objects=null", "train.best_metric=val/semseg/miou"]
 DEMO_TASKS = ["classes", "lighting", "semseg", "depth", "normals", "edges", "objects"]
-
-
-def _ok(runner: CliRunner, args: list[str]) -> str:
-    result = runner.invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-@pytest.fixture()
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    return CliRunner()
 
 
 @pytest.mark.parametrize("width", [30, 37, 60, 80, 200])
@@ -47,7 +35,7 @@ def test_every_task_loss_shows_within_the_width(width: int) -> None:
 def test_a_line_per_epoch_and_one_table_labelled_best(runner: CliRunner) -> None:
     """Before: a 40-line table after every epoch, the selecting metric not shown, the last epoch's
     table at the end presented as the result."""
-    output = _ok(runner, ["train", *TINY, "train.epochs=2"])
+    output = ok(runner, ["train", *TINY, "train.epochs=2"])
     assert "rendering 12 synthetic scenes of 32 px once" in output
     lines = [line for line in output.splitlines() if re.match(r"epoch \d+/\d+ ", line)]
     assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
@@ -57,15 +45,15 @@ def test_a_line_per_epoch_and_one_table_labelled_best(runner: CliRunner) -> None
     assert "validation, epoch" not in output  # no per-epoch tables
     assert output.count("┏") == 1
     assert "final validation vs constant baselines: best.pt (epoch " in " ".join(output.split())
-    verbose = _ok(runner, ["train", *TINY, "train.epochs=2", "--verbose"])
+    verbose = ok(runner, ["train", *TINY, "train.epochs=2", "--verbose"])
     assert verbose.count("validation, epoch") == 2
 
 
 def test_eval_every_does_not_change_the_training_run(runner: CliRunner, tmp_path: Path) -> None:
     """Before: the validation loader drew its seed from the global RNG, so validating every second epoch
     changed the next epoch's shuffle and augmentations, and the result."""
-    _ok(runner, ["train", *TINY, "train.epochs=3", "run.name=every1", "train.eval_every=1"])
-    _ok(runner, ["train", *TINY, "train.epochs=3", "run.name=every2", "train.eval_every=2"])
+    ok(runner, ["train", *TINY, "train.epochs=3", "run.name=every1", "train.eval_every=1"])
+    ok(runner, ["train", *TINY, "train.epochs=3", "run.name=every2", "train.eval_every=2"])
     one, two = (read_results(tmp_path / "runs" / name / "results.csv") for name in ("every1", "every2"))
     losses = [key for key in one[-1] if key.startswith("train/")]
     assert [[row[key] for key in losses] for row in one] == [[row[key] for key in losses] for row in two]

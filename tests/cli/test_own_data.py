@@ -14,6 +14,7 @@ from mtvision.cli import app
 from mtvision.cli import validate as validate_module
 from mtvision.config import ConfigError, load_config
 from mtvision.engine.loggers import read_results
+from tests.cli.conftest import ok
 
 torch.set_num_threads(1)
 
@@ -25,21 +26,9 @@ TINY = ["train.epochs=1", "data.synthetic.num_train=8", "data.synthetic.num_val=
         "model.neck_channels=16", "train.predict_images=1", "train.warmup_epochs=0"]
 
 
-@pytest.fixture()
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    return CliRunner()
-
-
-def _ok(runner: CliRunner, args: list[str]) -> str:
-    result = runner.invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 def test_a_coco_export_alone_trains_its_own_tasks(runner: CliRunner, tmp_path: Path, fixtures_dir: Path) -> None:
     """Before: the seven demo tasks stayed configured ('not in the dataset') until each was set to null."""
-    output = _ok(runner, ["train", f"data.source={fixtures_dir / COCO}", *TINY])
+    output = ok(runner, ["train", f"data.source={fixtures_dir / COCO}", *TINY])
     assert "1 tasks (objects)" in output
     saved = yaml.safe_load((tmp_path / "runs" / "demo" / "config.yaml").read_text())
     assert saved["tasks"] == {"objects": {"type": "detection", "options": {"masks": True}}}  # polygons: masks
@@ -48,7 +37,7 @@ def test_a_coco_export_alone_trains_its_own_tasks(runner: CliRunner, tmp_path: P
 
 
 def test_task_overrides_edit_the_datasets_tasks(runner: CliRunner, tmp_path: Path, fixtures_dir: Path) -> None:
-    _ok(runner, ["train", f"data.source={fixtures_dir / COCO}", "tasks.objects.options.masks=false", *TINY])
+    ok(runner, ["train", f"data.source={fixtures_dir / COCO}", "tasks.objects.options.masks=false", *TINY])
     saved = yaml.safe_load((tmp_path / "runs" / "demo" / "config.yaml").read_text())
     assert saved["tasks"]["objects"]["options"] == {"masks": False}
 
@@ -74,7 +63,7 @@ def test_every_config_runs_one_tiny_epoch(path: Path, runner: CliRunner, tmp_pat
                  (source if isinstance(source, list) else [source])]
         if not all(Path(p).exists() for p in paths):
             pytest.skip(f"{path.name} needs its dataset ({', '.join(paths)}), which is not here")
-    output = _ok(runner, ["train", str(path), *overrides])
+    output = ok(runner, ["train", str(path), *overrides])
     assert "run saved to" in output
 
 

@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from mtvision.cli import app
+from tests.cli.conftest import ok
 
 torch.set_num_threads(1)
 
@@ -19,22 +20,16 @@ TINY = ["data.synthetic.num_train=8", "data.synthetic.num_val=4", "data.syntheti
         "train.epochs=1", "tasks.classes=null", "tasks.lighting=null", "tasks.normals=null", "tasks.edges=null"]
 
 
-def _ok(runner: CliRunner, args: list[str]) -> str:
-    result = runner.invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 def test_predict_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    _ok(runner, ["train", *TINY])
+    ok(runner, ["train", *TINY])
     best = str(tmp_path / "runs" / "demo" / "weights" / "best.pt")
     images = tmp_path / "photos"
     images.mkdir()
     for source in sorted((tmp_path / ".cache" / "synthetic").glob("*/val/images/*.png"))[:2]:
         shutil.copy(source, images / source.name)
-    output = _ok(runner, ["predict", best, "--source", str(images), "--out", "a", "--tasks", "depth,objects",
+    output = ok(runner, ["predict", best, "--source", str(images), "--out", "a", "--tasks", "depth,objects",
                           "--imgsz", "48", "--device", "cpu", "--conf", "1.0"])
     assert "predictions of depth, objects for 2 image(s)" in " ".join(output.split())
     first = next(iter(json.loads((tmp_path / "a" / "predictions.json").read_text()).values()))

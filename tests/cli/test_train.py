@@ -6,12 +6,12 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
 from mtvision.cli import app
 from mtvision.engine.loggers import read_results
+from tests.cli.conftest import ok
 
 torch.set_num_threads(1)  # a tiny model on a shared CPU: one thread is fastest
 
@@ -20,20 +20,8 @@ TINY = ["data.synthetic.num_train=8", "data.synthetic.num_val=4", "data.syntheti
         "train.predict_images=2", "train.warmup_epochs=0"]
 
 
-@pytest.fixture()
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)  # runs/ and .cache/ land in the temporary folder
-    return CliRunner()
-
-
-def _ok(runner: CliRunner, args: list[str]) -> str:
-    result = runner.invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 def test_train_val_predict_resume(runner: CliRunner, tmp_path: Path) -> None:
-    output = _ok(runner, ["train", *TINY, "train.epochs=2"])
+    output = ok(runner, ["train", *TINY, "train.epochs=2"])
     run = tmp_path / "runs" / "demo"
     assert "final validation vs constant baselines" in output and str(Path("runs") / "demo") in output
     for name in ("config.yaml", "results.csv", "results.png", "weights/last.pt", "weights/best.pt"):
@@ -46,13 +34,13 @@ def test_train_val_predict_resume(runner: CliRunner, tmp_path: Path) -> None:
                    "val/objects/segm_ap50", "val/objects/kpt_ap50", "train/objects/loss", "lr", "time"):
         assert column in rows[-1], column
 
-    assert "semseg" in _ok(runner, ["val", str(run / "weights" / "best.pt")])
+    assert "semseg" in ok(runner, ["val", str(run / "weights" / "best.pt")])
 
     images = tmp_path / "photos"
     images.mkdir()
     for source in sorted((tmp_path / ".cache" / "synthetic").glob("*/val/images/*.png"))[:2]:
         shutil.copy(source, images / source.name)
-    _ok(runner, ["predict", str(run / "weights" / "best.pt"), "--source", str(images), "--out", "out"])
+    ok(runner, ["predict", str(run / "weights" / "best.pt"), "--source", str(images), "--out", "out"])
     predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert sorted(predictions) == sorted(p.name for p in images.iterdir())
     first = next(iter(predictions.values()))
@@ -62,11 +50,11 @@ def test_train_val_predict_resume(runner: CliRunner, tmp_path: Path) -> None:
         assert len(detection["keypoints"]) == 6
     assert len(list((tmp_path / "out" / "depth").glob("*.png"))) == 2
 
-    _ok(runner, ["train", "--resume", str(run / "weights" / "last.pt"), "train.epochs=3"])
+    ok(runner, ["train", "--resume", str(run / "weights" / "last.pt"), "train.epochs=3"])
     assert [row["epoch"] for row in read_results(run / "results.csv")] == [1, 2, 3]
     assert not (tmp_path / "runs" / "demo2").exists()  # resuming continues the same run folder
 
-    _ok(runner, ["train", *TINY, "train.epochs=1", "tasks.edges=null", "tasks.classes=null"])
+    ok(runner, ["train", *TINY, "train.epochs=1", "tasks.edges=null", "tasks.classes=null"])
     assert (tmp_path / "runs" / "demo2" / "weights" / "last.pt").is_file()  # a new run never overwrites
 
 

@@ -21,12 +21,6 @@ TINY = ["data.synthetic.num_train=16", "data.synthetic.num_val=8", "data.synthet
 OLD = [*TINY, "tasks.normals=null", "run.name=old"]
 
 
-@pytest.fixture()
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.chdir(tmp_path)
-    return CliRunner()
-
-
 def _train(runner: CliRunner, args: list[str]) -> tuple[int, str]:
     result = runner.invoke(app, ["train", *args], env={"COLUMNS": "400"})  # error boxes unwrapped
     return result.exit_code, result.output + (str(result.exception) if result.exception else "")
