@@ -130,12 +130,12 @@ class ModelConfig(_Section):
     def _known_architecture(cls, value: str) -> str:
         # Imported here: the model registry pulls in torch, which a config file alone never needs.
         from mtvision.models.architectures import available_architectures
+        from mtvision.structures.registry import closest_hint
 
         names = available_architectures()
         if value not in names:
-            close = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"unknown architecture {value!r}; {hint}available: {', '.join(names)}")
+            raise ValueError(f"unknown architecture {value!r}; {closest_hint(value, names)}"
+                             f"available: {', '.join(names)}")
         return value
 
     @model_validator(mode="after")
@@ -170,12 +170,12 @@ class BalancingConfig(_Section):
     def _known_method(cls, value: str) -> str:
         # Imported here: the balancing registry pulls in torch, which a config file alone never needs.
         from mtvision.balancing import available
+        from mtvision.structures.registry import closest_hint
 
         key = value.lower().replace("-", "_")
         if key not in available():
-            close = difflib.get_close_matches(key, available(), n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"unknown balancing method {value!r}; {hint}available: {', '.join(available())}")
+            raise ValueError(f"unknown balancing method {value!r}; {closest_hint(key, available())}"
+                             f"available: {', '.join(available())}")
         return key
 
     @model_validator(mode="after")

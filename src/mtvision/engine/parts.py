@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 from torch import nn
@@ -35,6 +34,7 @@ from torch import nn
 from mtvision.models.backbone import Backbone
 from mtvision.models.neck import FPN
 from mtvision.models.stages import Stages
+from mtvision.structures.registry import closest_hint
 
 __all__ = ["model_parts", "resolve_parts", "part_of", "covers"]
 
@@ -63,9 +63,8 @@ def resolve_parts(model: nn.Module, names: Iterable[str], key: str) -> dict[str,
         elif name and name in modules:
             resolved[name] = [name]
         else:
-            close = difflib.get_close_matches(name, list(parts), n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"{key}: unknown part {name!r}; {hint}valid: {', '.join(parts)} "
+            raise ValueError(f"{key}: unknown part {name!r}; {closest_hint(name, list(parts))}"
+                             f"valid: {', '.join(parts)} "
                              f"(or any module path of the model, e.g. architecture.neck)")
     return resolved
 

@@ -21,10 +21,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["registrar"]
+__all__ = ["closest_hint", "registrar"]
 
 T = TypeVar("T")
 
@@ -49,3 +50,15 @@ def _where(entry: Any) -> str:
     module = getattr(entry, "__module__", None)
     name = getattr(entry, "__qualname__", None) or getattr(entry, "__name__", repr(entry))
     return f"{module}.{name}" if module else name
+
+
+def closest_hint(word: str, names: Sequence[str]) -> str:
+    """``"did you mean 'x'? "`` for the name closest to a mistyped ``word``, else ``""``: the
+    suggestion every unknown-name error of the project puts before its list of valid names.
+
+    Example:
+        >>> closest_hint("mtam", ["hard", "mtan"]), closest_hint("zzz", ["hard"])
+        ("did you mean 'mtan'? ", '')
+    """
+    close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}? " if close else ""

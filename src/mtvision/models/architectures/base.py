@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from torch import Tensor, nn
 from mtvision.models.backbone import Backbone
 from mtvision.models.neck import FPN
 from mtvision.models.specs import TaskSpec
-from mtvision.structures.registry import registrar
+from mtvision.structures.registry import closest_hint, registrar
 
 __all__ = ["ARCHITECTURES", "Architecture", "Decoded", "Trunk", "available_architectures", "create_architecture",
            "register"]
@@ -122,20 +121,15 @@ def available_architectures() -> list[str]:
 def create_architecture(name: str, trunk: Trunk, options: Mapping[str, Any] | None = None) -> Architecture:
     """Build the architecture ``name``; an unknown name or option names the valid ones."""
     if name not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {name!r}; {_hint(name, available_architectures())}"
+        raise ValueError(f"unknown architecture {name!r}; {closest_hint(name, available_architectures())}"
                          f"available: {', '.join(available_architectures())}")
     cls = ARCHITECTURES[name]
     options = dict(options or {})
     valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "trunk")]
     for key in options:
         if key not in valid:
-            raise ValueError(f"architecture {name!r} has no option {key!r}; {_hint(key, valid)}"
+            raise ValueError(f"architecture {name!r} has no option {key!r}; {closest_hint(key, valid)}"
                              f"its options: {', '.join(valid) or 'none'}")
     architecture = cls(trunk, **options)
     architecture.options = options
     return architecture
-
-
-def _hint(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.5)
-    return f"did you mean {close[0]!r}? " if close else ""
