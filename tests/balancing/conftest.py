@@ -80,3 +80,17 @@ def make_conflicting_fixture() -> Callable[..., Tensor]:
 @pytest.fixture(name="step")
 def step_fixture() -> Callable[..., Tensor]:
     return step
+
+
+@pytest.fixture(name="break_batched_grad")
+def break_batched_grad_fixture(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Call it to make ``torch.autograd.grad`` refuse ``is_grads_batched=True``, as it does for
+    an operator without a batching rule; plain calls still work."""
+    grad = torch.autograd.grad
+
+    def no_batching_rule(*args, is_grads_batched: bool = False, **kwargs):
+        if is_grads_batched:
+            raise RuntimeError("Batching rule not implemented for aten::something")
+        return grad(*args, **kwargs)
+
+    return lambda: monkeypatch.setattr(torch.autograd, "grad", no_batching_rule)

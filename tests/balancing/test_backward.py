@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 import torch
@@ -119,18 +119,11 @@ def test_parameter_mode_rows_are_the_per_task_gradients(strategy: str) -> None:
         assert_grads_equal(grads_of(params.heads[n]), [w * g for g in expected[n][len(params.shared):]])
 
 
-def test_batched_falls_back_to_one_call_per_task(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batched_falls_back_to_one_call_per_task(break_batched_grad: Callable[[], None]) -> None:
     model, x = Tiny(), images()
     run(Recorder(3), model, x)
     expected = grads_of(list(model.parameters()))
-    grad = torch.autograd.grad
-
-    def no_batching_rule(*args, is_grads_batched: bool = False, **kwargs):
-        if is_grads_batched:
-            raise RuntimeError("Batching rule not implemented for aten::something")
-        return grad(*args, **kwargs)
-
-    monkeypatch.setattr(torch.autograd, "grad", no_batching_rule)
+    break_batched_grad()
     with pytest.warns(RuntimeWarning, match="one task at a time"):
         run(Recorder(3), model, x, strategy="batched")
     assert_grads_equal(grads_of(list(model.parameters())), expected)

@@ -9,7 +9,7 @@ bf16 autocast, and with a task absent (DDP: ``test_streamed_ddp.py``).
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -113,16 +113,9 @@ def test_parameters_streams_only_when_g_would_not_fit(monkeypatch: pytest.Monkey
     assert run(create("upgrad", num_tasks=3), model, x, mode="parameters").path == "parameters_streamed"
 
 
-def test_a_failed_batched_pass_falls_back_to_the_stored_path(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_batched_pass_falls_back_to_the_stored_path(break_batched_grad: Callable[[], None]) -> None:
     model, x = Tiny(), images()
-    grad = torch.autograd.grad
-
-    def no_batching_rule(*args, is_grads_batched: bool = False, **kwargs):
-        if is_grads_batched:
-            raise RuntimeError("Batching rule not implemented for aten::something")
-        return grad(*args, **kwargs)
-
-    monkeypatch.setattr(torch.autograd, "grad", no_batching_rule)
+    break_batched_grad()
     with pytest.warns(RuntimeWarning, match="holding G instead"):
         result = run(create("mgda", num_tasks=3), model, x, mode="parameters_streamed")
     assert result.path == "parameters" and all(p.grad is not None for p in model.parameters())
