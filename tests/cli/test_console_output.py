@@ -4,14 +4,16 @@ validation that does not move the training RNG (train.eval_every leaves the run 
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
-from mtvision.engine.console import loss_text
+from mtvision.engine.console import loss_text, metric_table
 from mtvision.engine.loggers import read_results
 from tests.cli.conftest import ok
 
@@ -30,6 +32,17 @@ def test_every_task_loss_shows_within_the_width(width: int) -> None:
     assert all(len(line) <= width for line in text.splitlines())
     assert len(text.split()) == 2 * len(DEMO_TASKS)  # a name and a value each
     assert text.count("\n") <= 2  # abbreviated, so at most three lines even at 30 columns
+
+
+def test_the_final_table_highlights_the_metric_that_selects_best_pt() -> None:
+    console = Console(record=True, width=60, force_terminal=True, file=io.StringIO())
+    results = {"semseg": {"miou": 0.5, "pixel_acc": 0.9}, "depth": {"abs_rel": 0.1}}
+    console.print(metric_table(results, title=None, selected="val/semseg/miou"))
+    styled = console.export_text(styles=True, clear=False).splitlines()
+    lines = {line.split("│")[2].strip(): styled[i] for i, line in enumerate(console.export_text().splitlines())
+             if line.count("│") == 4}
+    assert "\x1b[1;36m" in lines["miou"]  # bold cyan
+    assert "\x1b[1;36m" not in lines["pixel_acc"] and "\x1b[1;36m" not in lines["abs_rel"]
 
 
 def test_a_line_per_epoch_and_one_table_labelled_best(runner: CliRunner) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +206,18 @@ def test_a_malformed_file_exits_with_its_format_error_and_no_traceback(tmp_path:
     assert result.exit_code == 1
     assert f"error: {bad}: images[0]: missing field 'width'" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_data_commands_work_without_importing_torch(tmp_path: Path) -> None:
+    """Before: `mtvision.structures` and `mtvision.tasks.kinds` pulled in torch and torchvision,
+    6-8 s before a data command did anything. Reading, checking and converting annotation files
+    needs neither; the absence of torch is the measure that does not depend on the machine's load."""
+    ann = _coco(tmp_path)
+    code = ("import sys; from typer.testing import CliRunner; from mtvision.cli import app; "
+            f"r = CliRunner().invoke(app, ['data', 'stats', {str(ann)!r}, '--json']); "
+            "assert r.exit_code == 0, r.output; "
+            f"r = CliRunner().invoke(app, ['data', 'convert', {str(ann)!r}, '--to', 'combined', "
+            f"'--out', {str(tmp_path / 'out' / 'dataset.json')!r}]); assert r.exit_code == 0, r.output; "
+            "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

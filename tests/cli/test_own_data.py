@@ -29,7 +29,7 @@ TINY = ["train.epochs=1", "data.synthetic.num_train=8", "data.synthetic.num_val=
 def test_a_coco_export_alone_trains_its_own_tasks(runner: CliRunner, tmp_path: Path, fixtures_dir: Path) -> None:
     """Before: the seven demo tasks stayed configured ('not in the dataset') until each was set to null."""
     output = ok(runner, ["train", f"data.source={fixtures_dir / COCO}", *TINY])
-    assert "1 tasks (objects)" in output
+    assert "1 task (objects)" in output
     saved = yaml.safe_load((tmp_path / "runs" / "demo" / "config.yaml").read_text())
     assert saved["tasks"] == {"objects": {"type": "detection", "options": {"masks": True}}}  # polygons: masks
     rows = read_results(tmp_path / "runs" / "demo" / "results.csv")

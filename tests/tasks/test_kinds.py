@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from mtvision.structures import DepthMap, NormalMap, TaskInfo
+from mtvision.structures import MAP_FILE_KINDS, DepthMap, NormalMap, TaskInfo
 from mtvision.tasks import TARGET_KINDS, TASKS, Task, dense_kinds, get_target_kind, register, target_kind
 
 
@@ -27,6 +27,21 @@ def test_declaring_a_kind_or_a_task_type_twice_is_an_error() -> None:
         target_kind("depth", dense=True, decode=lambda *args: None)
     with pytest.raises(ValueError, match="task type 'depth' is registered twice"):
         register("depth")(type("Other", (Task,), {}))
+
+
+def test_a_new_kind_declares_its_storage_and_a_builtin_keeps_its_own() -> None:
+    try:
+        target_kind("flow", dense=True, decode=lambda *args: None)
+        assert "flow" in dense_kinds() and MAP_FILE_KINDS["flow"] is True
+    finally:
+        TARGET_KINDS.pop("flow", None), MAP_FILE_KINDS.pop("flow", None)
+    builtin = TARGET_KINDS.pop("depth")  # as if a user module declared depth before the built-in one
+    try:
+        with pytest.raises(ValueError, match="'depth' is stored as map files; declared with dense=False"):
+            target_kind("depth", dense=False, decode=lambda *args: None)
+        assert "depth" not in TARGET_KINDS
+    finally:
+        TARGET_KINDS["depth"] = builtin
 
 
 def test_unknown_kind_lists_the_declared_ones() -> None:

@@ -68,7 +68,8 @@ def trainer(cfg: Config, info: DistInfo, device: torch.device, resume: Optional[
     model = model_of(cfg, infos)
     run_dir = run_dir or run_dir_of(cfg, resume)
     if info.is_main:
-        console.print(f"{len(infos)} tasks ({', '.join(infos)}) on {len(train_record.images)} training and "
+        tasks = f"{len(infos)} task{'s' * (len(infos) != 1)} ({', '.join(infos)})"
+        console.print(f"{tasks} on {len(train_record.images)} training and "
                       f"{len(val_record.images)} validation images; {cfg.model.backbone}, "
                       f"{model.parameter_counts()['total'] / 1e6:.2f}M parameters, {device}")
     if cfg.model.init and not resume:

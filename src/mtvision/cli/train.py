@@ -78,7 +78,8 @@ def train(
         if info.is_main:
             baselines = baseline_results(trainer.tasks, build.eval_loader(cfg, val_set))
             results, title = final_results(summary)
-            console.print(metric_table(results, baselines, title=title))
+            console.print(title, style="bold", highlight=False)
+            console.print(metric_table(results, baselines, title=None, selected=summary.best_metric))
             best = "n/a" if summary.best_score is None else f"{summary.best_score:.4f}"
             console.print(f"best {summary.best_metric} = {best}; run saved to [bold]{summary.run_dir}[/bold]")
     finally:

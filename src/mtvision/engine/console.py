@@ -131,9 +131,12 @@ def epoch_line(epoch: int, epochs: int, train_seconds: float, val_seconds: float
     return first + Text("\n  loss ") + Text(packed, style="dim")
 
 
-def metric_table(results: Results, baselines: Results | None = None, title: str = "validation") -> Table:
-    """One row per task and metric; a ``baseline`` column when ``baselines`` are given."""
+def metric_table(results: Results, baselines: Results | None = None, title: str | None = "validation",
+                 selected: str | None = None) -> Table:
+    """One row per task and metric; a ``baseline`` column when ``baselines`` are given; the row of
+    ``selected`` (``val/<task>/<metric>``, the metric that picks ``best.pt``) highlighted."""
     table = Table(title=title, title_justify="left")
+    chosen = tuple(selected.split("/")[1:3]) if selected and selected.count("/") == 2 else None
     for column in ("task", "metric", "value") + (("baseline",) if baselines else ()):
         table.add_column(column, justify="right" if column in ("value", "baseline") else "left")
     for task, metrics in results.items():
@@ -142,5 +145,6 @@ def metric_table(results: Results, baselines: Results | None = None, title: str 
             if baselines:
                 reference = baselines.get(task, {}).get(metric)
                 row.append("" if reference is None else f"{reference:.4f}")
-            table.add_row(*row, end_section=i == len(metrics) - 1)
+            table.add_row(*row, end_section=i == len(metrics) - 1,
+                          style="bold cyan" if (task, metric) == chosen else None)
     return table

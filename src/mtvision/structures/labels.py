@@ -6,8 +6,10 @@ checkpoint, so a prediction can be named without the original files.
 
 ``kind`` names how the targets are stored and decoded (a *target kind*). The built-in kinds
 are ``instances``, ``label``, ``semantic``, ``depth``, ``normals`` and ``edges``; each is
-declared by the task module that consumes it (see :mod:`mtvision.tasks.base`), and a task
-module of the user's can declare a new one.
+declared by the task module that consumes it (see :mod:`mtvision.tasks.kinds`), and a task
+module of the user's can declare a new one. How a kind is *stored* (inline, or a map file)
+is also known here, in :data:`MAP_FILE_KINDS`: the format readers and writers need only that,
+and reading it here keeps them, and the data commands, free of the task modules and torch.
 
 Example:
     >>> TaskInfo(kind="semantic", classes=["floor", "wall"]).ignore_index
@@ -18,10 +20,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["VOID", "TargetKind", "TaskInfo"]
+__all__ = ["MAP_FILE_KINDS", "VOID", "TargetKind", "TaskInfo", "dense_kinds", "kind_names"]
 
 VOID = 255  # the void label of semantic masks unless a label space says otherwise (VOC, Cityscapes use it)
 TargetKind = str  # a name in mtvision.tasks.TARGET_KINDS: "instances", "label", "semantic", "depth", ...
+
+#: kind -> whether its targets are stored as per-pixel map files (``DenseRef``) rather than inline.
+#: The built-in kinds are listed here; ``mtvision.tasks.target_kind`` adds a user's new kind.
+MAP_FILE_KINDS: dict[TargetKind, bool] = {"label": False, "instances": False, "semantic": True, "depth": True,
+                                          "normals": True, "edges": True}
+
+
+def kind_names() -> tuple[TargetKind, ...]:
+    """Every declared kind, sorted."""
+    return tuple(sorted(MAP_FILE_KINDS))
+
+
+def dense_kinds() -> tuple[TargetKind, ...]:
+    """The kinds stored as per-pixel map files, sorted."""
+    return tuple(sorted(kind for kind, dense in MAP_FILE_KINDS.items() if dense))
 
 
 @dataclass

@@ -20,13 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from pycocotools import mask as mask_utils
-from torch import Tensor
-from torchvision.ops import masks_to_boxes
 
-__all__ = ["Polygons", "Rle", "check_rle", "decode_mask", "mask_bounds", "mask_to_rle", "rle_box",
-           "segmentation_area", "to_coco_rle"]
+__all__ = ["Polygons", "Rle", "check_rle", "decode_mask", "mask_to_rle", "rle_box", "segmentation_area",
+           "to_coco_rle"]
 
 Polygons = list[list[float]]  # COCO style: each polygon a flat [x1, y1, x2, y2, ...] in pixels
 Rle = dict[str, Any]  # COCO RLE: {"size": [h, w], "counts": str | list[int]}
@@ -115,10 +112,3 @@ def rle_box(rle: Rle) -> tuple[float, float, float, float]:
     """XYXY box of an RLE mask (pycocotools' ``toBbox`` gives XYWH)."""
     x, y, w, h = (float(v) for v in mask_utils.toBbox(to_coco_rle(rle, *rle["size"])))
     return (x, y, x + w, y + h)
-
-
-def mask_bounds(masks: Tensor) -> Tensor:
-    """``[N, 4]`` float XYXY boxes tight around ``[N, H, W]`` non-empty masks, in the box
-    convention: the far edges are the last pixel index + 1, where torchvision's
-    ``masks_to_boxes`` gives the index itself."""
-    return masks_to_boxes(masks.bool()) + torch.tensor([0.0, 0.0, 1.0, 1.0], device=masks.device)

@@ -16,7 +16,7 @@ are normal, and nothing is ever zero-filled to look present.
 Coordinate conventions (used by every reader, renderer and head):
 
 * boxes are ``XYXY`` in pixels of the current image, pixel ``j`` spanning ``[j, j + 1)``
-  (:func:`~mtvision.structures.masks.mask_bounds` gives the box of a mask);
+  (:func:`mask_bounds` gives the box of a mask);
 * keypoints are ``[N, K, 2]`` pixel coordinates plus a ``[N, K]`` visibility in COCO's
   code (0 = not labelled, 1 = labelled but occluded, 2 = visible);
 * normals are unit vectors in the OpenCV camera frame: x right, y down, z forward
@@ -40,8 +40,9 @@ import torch
 from torch import Tensor
 from torch.utils import _pytree as pytree
 from torchvision import tv_tensors
+from torchvision.ops import masks_to_boxes
 
-__all__ = ["Instances", "Sample", "Batch"]
+__all__ = ["Instances", "Sample", "Batch", "mask_bounds"]
 
 
 @dataclass
@@ -205,3 +206,10 @@ pytree.register_pytree_node(
     Instances, _flatten_instances, _unflatten_instances, serialized_type_name="mtvision.Instances"
 )
 pytree.register_pytree_node(Sample, _flatten_sample, _unflatten_sample, serialized_type_name="mtvision.Sample")
+
+
+def mask_bounds(masks: Tensor) -> Tensor:
+    """``[N, 4]`` float XYXY boxes tight around ``[N, H, W]`` non-empty masks, in the box
+    convention: the far edges are the last pixel index + 1, where torchvision's
+    ``masks_to_boxes`` gives the index itself."""
+    return masks_to_boxes(masks.bool()) + torch.tensor([0.0, 0.0, 1.0, 1.0], device=masks.device)

@@ -8,7 +8,8 @@ it here with :func:`target_kind`, next to its head, loss and metric, so adding a
 with a new kind of target is one file; :mod:`mtvision.data.loading` only looks kinds up.
 
 The built-in kinds are declared by the built-in task modules, which ``mtvision.tasks``
-imports, so this registry is complete whenever the package is imported.
+imports, so this registry is complete whenever the package is imported. How each kind is stored
+is also in :data:`mtvision.structures.MAP_FILE_KINDS`, which the readers use without torch.
 
 Example:
     >>> import mtvision.tasks
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mtvision.structures import TaskInfo
+from mtvision.structures import MAP_FILE_KINDS, TaskInfo, dense_kinds
 from mtvision.structures.registry import registrar
 
 __all__ = ["TARGET_KINDS", "TargetKindSpec", "dense_kinds", "get_target_kind", "single_channel", "target_kind"]
@@ -51,8 +52,15 @@ _add_kind = registrar(TARGET_KINDS, "target kind")
 
 
 def target_kind(name: str, *, dense: bool, decode: Decoder) -> TargetKindSpec:
-    """Declare the kind ``name``; declaring one name twice is an error (two decoders for one kind)."""
-    return _add_kind(name)(TargetKindSpec(name, dense, decode))
+    """Declare the kind ``name`` and how it is stored (:data:`~mtvision.structures.MAP_FILE_KINDS`);
+    declaring one name twice is an error (two decoders for one kind), and so is a built-in
+    kind declared with another storage (the readers would store it one way, decode it another)."""
+    spec = _add_kind(name)(TargetKindSpec(name, dense, decode))
+    if MAP_FILE_KINDS.setdefault(name, dense) != dense:
+        del TARGET_KINDS[name]
+        raise ValueError(f"target kind {name!r} is stored {'as map files' if MAP_FILE_KINDS[name] else 'inline'}; "
+                         f"declared with dense={dense}")
+    return spec
 
 
 def get_target_kind(name: str) -> TargetKindSpec:
@@ -61,11 +69,6 @@ def get_target_kind(name: str) -> TargetKindSpec:
         raise ValueError(f"unknown target kind {name!r}; declared kinds: {', '.join(sorted(TARGET_KINDS))} "
                          "(a task module declares its kind with mtvision.tasks.target_kind)")
     return TARGET_KINDS[name]
-
-
-def dense_kinds() -> tuple[str, ...]:
-    """Names of the kinds stored as per-pixel map files, sorted."""
-    return tuple(sorted(name for name, spec in TARGET_KINDS.items() if spec.dense))
 
 
 def single_channel(array: np.ndarray, kind: str) -> np.ndarray:

@@ -15,8 +15,7 @@ from mtvision.data.errors import PARSE_ERRORS, FormatError, describe
 from mtvision.data.formats._files import safe_relpath
 from mtvision.data.formats.coco_categories import CocoTaskInfo
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, Keypoints, keypoint_triplets
-from mtvision.structures import TaskInfo, check_rle
-from mtvision.tasks.kinds import TARGET_KINDS, dense_kinds
+from mtvision.structures import TaskInfo, check_rle, dense_kinds, kind_names
 
 
 class Reader:
@@ -54,8 +53,8 @@ class Reader:
     def _task(self, name: str, block: Any) -> TaskInfo:
         """A task block; COCO's original category ids and supercategories make it a CocoTaskInfo."""
         known = {f.name for f in fields(CocoTaskInfo)}
-        if not isinstance(block, dict) or block.get("kind") not in TARGET_KINDS:
-            self._fail(f"tasks.{name}", f"'kind' must be one of {', '.join(sorted(TARGET_KINDS))}")
+        if not isinstance(block, dict) or block.get("kind") not in kind_names():
+            self._fail(f"tasks.{name}", f"'kind' must be one of {', '.join(kind_names())}")
         if unknown := sorted(set(block) - known):
             self._fail(f"tasks.{name}", f"unknown field(s) {unknown}; valid: {sorted(known)}")
         try:

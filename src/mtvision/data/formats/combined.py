@@ -65,8 +65,7 @@ from mtvision.data.formats._files import load_json
 from mtvision.data.formats.coco_write import keypoint_and_attribute_fields
 from mtvision.data.formats.registry import register_format
 from mtvision.data.record import Annotation, DatasetRecord, DenseRef, ImageRecord, resolve
-from mtvision.structures import TaskInfo, check_rle, segmentation_area
-from mtvision.tasks.kinds import dense_kinds
+from mtvision.structures import TaskInfo, check_rle, dense_kinds, segmentation_area
 
 FORMAT = "mtvision"
 VERSION = 1

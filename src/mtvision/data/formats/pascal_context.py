@@ -59,7 +59,6 @@ from mtvision.data.formats.pascal_context_classes import (
 from mtvision.data.formats.registry import register_format
 from mtvision.data.record import DatasetRecord, DenseRef, ImageRecord
 from mtvision.structures import TaskInfo
-from mtvision.tasks.edge_bsds import thin_edges
 
 SPLITS = ("train", "val")
 VOID = 255
@@ -98,6 +97,10 @@ def detect(path: str | Path) -> bool:
 
 def label_edges(label_map: np.ndarray) -> np.ndarray:
     """Vandenhende's edge map of a label map: thinned non-zero 4-neighbour Laplacian (see module doc)."""
+    # imported here: the package ``mtvision.tasks`` imports every task module and torch, which the
+    # data commands that only list or check formats should not wait for
+    from mtvision.tasks.edge_bsds import thin_edges
+
     padded = np.pad(label_map.astype(np.float64), 1, mode="reflect")  # numpy "reflect" = OpenCV REFLECT_101
     laplacian = padded[:-2, 1:-1] + padded[2:, 1:-1] + padded[1:-1, :-2] + padded[1:-1, 2:] - 4 * padded[1:-1, 1:-1]
     return thin_edges(laplacian != 0)
