@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
-from mtvision.balancing import METHODS, create
+from mtvision.balancing import METHODS, _stream, create
 from mtvision.balancing import backward as backward_module
+from mtvision.balancing._ranks import Tasks
 from mtvision.balancing.backward import task_parameters
 from mtvision.balancing.base import GramianBalancer
 
@@ -143,3 +145,25 @@ def test_streamed_diagnostics_match_the_stored_ones() -> None:
                for mode in ("parameters_stored", "parameters_streamed")]
     torch.testing.assert_close(results[1].grad_norms, results[0].grad_norms)
     torch.testing.assert_close(results[1].cosines, results[0].cosines)
+
+
+def test_convolution_weights_stream_in_chunks_of_output_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A convolution's weight is not requested from autograd: its node's pre-hook computes the
+    weight gradient a few output channels at a time. The Gramian equals ``G Gᵀ`` of the per-task
+    gradients from plain ``autograd.grad``, whichever tensors take the node path: not the first
+    convolution (its input needs no gradient), a grouped one, or a weight used twice."""
+    torch.manual_seed(0)
+    stem, middle, grouped, twice = (nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 12, 3, padding=1, stride=2),
+                                    nn.Conv2d(12, 12, 1, groups=3), nn.Conv2d(12, 12, 1))
+    for module in (stem, middle, grouped, twice):
+        module.double()
+    x = stem(torch.randn(2, 3, 8, 8, dtype=torch.float64)).tanh()
+    y = twice(twice(grouped(middle(x)).tanh()).tanh())
+    shared = [p for m in (stem, middle, grouped, twice) for p in m.parameters()]
+    losses = [y[:, i].pow(2).mean() * (i + 1) for i in range(3)]
+    rows = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(loss, shared, retain_graph=True)])
+                        for loss in losses])
+    tasks = Tasks(["a", "b", "c"], torch.arange(3), losses, torch.stack(losses).detach(), [1.0] * 3, None)
+    monkeypatch.setattr(_stream, "CHUNK_BYTES", 3 * 5 * 8 * 9 * 8)  # 5 of middle's 12 output channels a chunk
+    assert set(_stream._convolution_nodes(torch.stack(losses), shared)) == {id(middle.weight)}
+    torch.testing.assert_close(_stream.streamed_gramian(tasks, shared, 1.0), rows @ rows.T, rtol=1e-12, atol=1e-12)

@@ -63,7 +63,8 @@ def plot_affinity(path: Path, tasks: Sequence[str], affinity: np.ndarray, cosine
     fig, axes = plt.subplots(1, 2, figsize=(2 * size + 2.2, size + 0.6))
     off = ~np.eye(len(names), dtype=bool)
     scale = max(float(np.nanmax(np.abs(z[off]))) if np.isfinite(z[off]).any() else 1.0, 1e-6)
-    _heatmap(axes[0], z, names, scale, "{:+.1f}", "TAG affinity Z(row → column), % of the column's loss",
+    decimals = min(3, max(1, 1 - math.floor(math.log10(scale))))  # two significant digits on the largest entry
+    _heatmap(axes[0], z, names, scale, f"{{:+.{decimals}f}}", "TAG affinity Z(row → column), % of the column's loss",
              "% lower loss of the column task")
     _heatmap(axes[1], c, names, 1.0, "{:+.2f}", "gradient cosine on the shared parameters", "cosine")
     for ax in axes:

@@ -9,7 +9,20 @@ ranks, where the ranks' rows are parts of one batch) and hands autograd a zero t
 memory (a stride-0 expansion), so a block lives only while its hook runs, and the peak is
 the activations plus k copies of the few activation gradients live at once, not ``k × D``.
 The caller then runs one ordinary backward of ``Σ_t w_t L_t`` (TorchJD's autogram idea:
-Quinton & Rey 2024; here at parameter-tensor granularity).
+Quinton & Rey 2024).
+
+**Blocks smaller than a tensor.** A whole-tensor block of a large convolution (resnet18's
+3×3 layer4 weights: ``[6, 2.36M]`` floats at T = 6, 54 MiB) would set the peak. So a
+convolution weight is not requested from autograd at all: a pre-hook on its
+``ConvolutionBackward`` node receives the node's ``[k, ...]`` output gradient (needed
+anyway for the input's gradient) and computes the weight's gradient itself from the node's
+saved input, :data:`CHUNK_BYTES` of output channels at a time (``aten.convolution_backward``
+with only the weight output), each chunk added into ``M`` and dropped. The node then skips
+its own weight gradient (autograd computes only what was requested). This is the module-level
+step of autogram, done on the graph's nodes so that it needs no access to the modules: it
+applies to a weight used by exactly one ungrouped, non-transposed convolution whose input
+needs a gradient (otherwise the node would never run); every other tensor keeps the tensor
+hook. Under autocast the weight reaches the node through a cast and keeps the tensor hook.
 
 The hook sees the block as a batched tensor of the legacy vmap that ``is_grads_batched``
 runs on; :func:`_unbatched` takes the ``[k, ...]`` tensor out of it with the same private
@@ -26,6 +39,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -34,6 +48,8 @@ from torch import Tensor
 from mtvision.balancing._ranks import Tasks
 
 __all__ = ["available_bytes", "every_rank_has_every_task", "streamed_gramian", "stored_bytes"]
+
+CHUNK_BYTES = 2 << 20  # k rows of a convolution weight's gradient computed at once, at most
 
 
 def every_rank_has_every_task(tasks: Tasks) -> bool:
@@ -67,11 +83,15 @@ def streamed_gramian(tasks: Tasks, shared: list[Tensor], scale: float) -> Tensor
     from one task-batched backward that keeps the graph; ``None`` where it cannot run."""
     k = len(tasks.names)
     gramian = torch.zeros(k, k, dtype=torch.float64, device=shared[0].device)
-    hook = _block_hook(gramian, k, tasks.group)
-    handles = [p.register_hook(hook) for p in shared]
+    stacked = torch.stack([c * scale * loss for loss, c in zip(tasks.local, tasks.coefficient)])  # type: ignore[operator]
+    convolutions = _convolution_nodes(stacked, shared)
+    fired: set[int] = set()
+    rest = [p for p in shared if id(p) not in convolutions]
+    handles = [p.register_hook(_block_hook(gramian, k, tasks.group)) for p in rest]
+    handles += [node.register_prehook(_convolution_hook(node, gramian, k, tasks.group, fired))
+                for node in convolutions.values()]
     try:
-        stacked = torch.stack([c * scale * loss for loss, c in zip(tasks.local, tasks.coefficient)])  # type: ignore[operator]
-        torch.autograd.grad(stacked, shared, torch.eye(k, dtype=stacked.dtype, device=stacked.device),
+        torch.autograd.grad(stacked, rest, torch.eye(k, dtype=stacked.dtype, device=stacked.device),
                             retain_graph=True, allow_unused=True, is_grads_batched=True)
     except RuntimeError as error:  # an op without a batching rule, or a torch whose vmap moved
         warnings.warn(f"streamed Gramian failed, holding G instead ({error})", RuntimeWarning, stacklevel=3)
@@ -79,7 +99,60 @@ def streamed_gramian(tasks: Tasks, shared: list[Tensor], scale: float) -> Tensor
     finally:
         for handle in handles:
             handle.remove()
+    if len(fired) != len(convolutions):  # a node autograd did not need to run: its weight is not in M
+        warnings.warn("streamed Gramian missed a convolution weight, holding G instead", RuntimeWarning, stacklevel=3)
+        return None
     return gramian
+
+
+def _convolution_nodes(root: Tensor, shared: list[Tensor]) -> dict[int, Any]:
+    """``id(weight) -> its ConvolutionBackward node`` for the shared weights the pre-hook can take:
+    used by one node only, which is an ungrouped, non-transposed convolution whose input needs
+    a gradient (so the node runs although its weight is not requested)."""
+    wanted = {id(p) for p in shared}
+    users: dict[int, list[Any]] = {}
+    seen, stack = set(), [root.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        for child, _ in node.next_functions:
+            variable = getattr(child, "variable", None)
+            if variable is not None and id(variable) in wanted:
+                users.setdefault(id(variable), []).append(node)
+            stack.append(child)
+    return {key: nodes[0] for key, nodes in users.items() if len(nodes) == 1 and _takes(nodes[0], key)}
+
+
+def _takes(node: Any, weight: int) -> bool:
+    """Whether ``node`` is a convolution the pre-hook computes the weight gradient of."""
+    if type(node).__name__ != "ConvolutionBackward0" or node.next_functions[0][0] is None:
+        return False
+    accumulate = node.next_functions[1][0]
+    return (id(getattr(accumulate, "variable", None)) == weight and node._saved_groups == 1
+            and not node._saved_transposed)
+
+
+def _convolution_hook(node: Any, gramian: Tensor, k: int, group: dist.ProcessGroup | None,
+                      fired: set[int]) -> Callable[[tuple[Tensor, ...]], None]:
+    """The node pre-hook: the weight's ``[k, ...]`` gradient chunk by chunk of output channels into ``gramian``."""
+
+    def hook(grad_outputs: tuple[Tensor, ...]) -> None:
+        fired.add(id(node))
+        output_grad, inputs, weight = _unbatched(grad_outputs[0], k), node._saved_input, node._saved_weight
+        step = max(1, CHUNK_BYTES // (k * weight[0].numel() * weight.element_size()))
+        for start in range(0, weight.shape[0], step):
+            part = weight[start:start + step]
+            rows = output_grad.new_empty(k, part.numel())  # filled one task at a time: no k-fold stack copy
+            for t in range(k):
+                rows[t] = torch.ops.aten.convolution_backward(
+                    output_grad[t][:, start:start + step], inputs, part, None, node._saved_stride,
+                    node._saved_padding, node._saved_dilation, False, node._saved_output_padding, 1,
+                    [False, True, False])[1].reshape(-1)
+            _add_block(gramian, rows, group)
+
+    return hook
 
 
 def _block_hook(gramian: Tensor, k: int, group: dist.ProcessGroup | None) -> Callable[[Tensor], Tensor]:
@@ -89,14 +162,18 @@ def _block_hook(gramian: Tensor, k: int, group: dist.ProcessGroup | None) -> Cal
     checks), so the hooks fire in the same order and their all-reduces pair up."""
 
     def hook(grad: Tensor) -> Tensor:
-        block = _unbatched(grad, k).reshape(k, -1)
-        if group is not None:
-            block = block.contiguous()
-            dist.all_reduce(block, group=group)
-        gramian.add_((block @ block.T).double())
+        _add_block(gramian, _unbatched(grad, k).reshape(k, -1), group)
         return grad.new_zeros(()).expand(grad.shape)
 
     return hook
+
+
+def _add_block(gramian: Tensor, block: Tensor, group: dist.ProcessGroup | None) -> None:
+    """``gramian += B Bᵀ`` for one ``[k, d]`` block of ``G``, summed over the ranks first."""
+    if group is not None:
+        block = block.contiguous()
+        dist.all_reduce(block, group=group)
+    gramian.add_((block @ block.T).double())
 
 
 def _unbatched(grad: Tensor, k: int) -> Tensor:
