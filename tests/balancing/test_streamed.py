@@ -18,6 +18,7 @@ from torch import nn
 
 from mtvision.balancing import METHODS, _stream, create
 from mtvision.balancing import backward as backward_module
+from mtvision.balancing._graph import Graph, convolution_nodes, stems
 from mtvision.balancing._ranks import Tasks
 from mtvision.balancing.backward import task_parameters
 from mtvision.balancing.base import GramianBalancer
@@ -147,23 +148,49 @@ def test_streamed_diagnostics_match_the_stored_ones() -> None:
     torch.testing.assert_close(results[1].cosines, results[0].cosines)
 
 
-def test_convolution_weights_stream_in_chunks_of_output_channels(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A convolution's weight is not requested from autograd: its node's pre-hook computes the
-    weight gradient a few output channels at a time. The Gramian equals ``G Gᵀ`` of the per-task
-    gradients from plain ``autograd.grad``, whichever tensors take the node path: not the first
-    convolution (its input needs no gradient), a grouped one, or a weight used twice."""
-    torch.manual_seed(0)
-    stem, middle, grouped, twice = (nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 12, 3, padding=1, stride=2),
-                                    nn.Conv2d(12, 12, 1, groups=3), nn.Conv2d(12, 12, 1))
-    for module in (stem, middle, grouped, twice):
-        module.double()
-    x = stem(torch.randn(2, 3, 8, 8, dtype=torch.float64)).tanh()
-    y = twice(twice(grouped(middle(x)).tanh()).tanh())
-    shared = [p for m in (stem, middle, grouped, twice) for p in m.parameters()]
-    losses = [y[:, i].pow(2).mean() * (i + 1) for i in range(3)]
+def _exact_gramian(losses: list[torch.Tensor], shared: list[torch.Tensor]) -> torch.Tensor:
     rows = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(loss, shared, retain_graph=True)])
                         for loss in losses])
-    tasks = Tasks(["a", "b", "c"], torch.arange(3), losses, torch.stack(losses).detach(), [1.0] * 3, None)
+    return rows @ rows.T
+
+
+def _streamed(losses: list[torch.Tensor], shared: list[torch.Tensor]) -> torch.Tensor:
+    tasks = Tasks(["a", "b", "c"][:len(losses)], torch.arange(len(losses)), losses, torch.stack(losses).detach(),
+                  [1.0] * len(losses), None)
+    return _stream.streamed_gramian(tasks, shared, 1.0)
+
+
+def test_stems_and_convolutions_stream_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stem (a convolution on the image and the chain above it) runs once per task from its
+    top edge; a later convolution's weight gradient is computed by its node's pre-hook a few
+    output channels at a time; a grouped convolution and a weight used twice keep the tensor
+    hook. Whichever way, the Gramian is ``G Gᵀ`` of plain ``autograd.grad`` rows."""
+    torch.manual_seed(0)
+    stem, norm, middle, grouped, twice = (nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8),
+                                          nn.Conv2d(8, 12, 3, padding=1, stride=2), nn.Conv2d(12, 12, 1, groups=3),
+                                          nn.Conv2d(12, 12, 1))
+    modules = nn.ModuleList([stem, norm, middle, grouped, twice]).double()
+    x = norm(stem(torch.randn(2, 3, 8, 8, dtype=torch.float64))).tanh()
+    y = twice(twice(grouped(middle(x)).tanh()).tanh())
+    shared = list(modules.parameters())
+    losses = [y[:, i].pow(2).mean() * (i + 1) for i in range(3)]
+    graph = Graph.of(torch.stack(losses))
+    assert [[id(p) for p in s.parameters] for s in stems(graph, shared)] == [[id(p) for p in (*stem.parameters(),
+                                                                                            *norm.parameters())]]
+    below = {id(p) for p in (*stem.parameters(), *norm.parameters())}
+    assert set(convolution_nodes(graph, shared, below)) == {id(middle.weight)}
     monkeypatch.setattr(_stream, "CHUNK_BYTES", 3 * 5 * 8 * 9 * 8)  # 5 of middle's 12 output channels a chunk
-    assert set(_stream._convolution_nodes(torch.stack(losses), shared)) == {id(middle.weight)}
-    torch.testing.assert_close(_stream.streamed_gramian(tasks, shared, 1.0), rows @ rows.T, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(_streamed(losses, shared), _exact_gramian(losses, shared), rtol=1e-12, atol=1e-12)
+
+
+def test_a_stem_whose_weight_is_used_again_higher_up_is_not_cut() -> None:
+    """The stem's weight also convolves a later feature map: the gradient at the stem's top is
+    not all it receives, so the stem is not run apart (and the weight keeps the tensor hook)."""
+    torch.manual_seed(0)
+    stem, middle = nn.Conv2d(3, 3, 3, padding=1).double(), nn.Conv2d(3, 3, 1).double()
+    x = stem(torch.randn(2, 3, 6, 6, dtype=torch.float64)).tanh()
+    y = stem(middle(x).tanh())
+    shared = [*stem.parameters(), *middle.parameters()]
+    losses = [y[:, i].pow(2).mean() for i in range(2)]
+    assert stems(Graph.of(torch.stack(losses)), shared) == []
+    torch.testing.assert_close(_streamed(losses, shared), _exact_gramian(losses, shared), rtol=1e-12, atol=1e-12)

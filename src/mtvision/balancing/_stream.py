@@ -24,6 +24,12 @@ applies to a weight used by exactly one ungrouped, non-transposed convolution wh
 needs a gradient (otherwise the node would never run); every other tensor keeps the tensor
 hook. Under autocast the weight reaches the node through a cast and keeps the tensor hook.
 
+**Stems apart.** The image-side stems (:mod:`~mtvision.balancing._graph`) hold the largest
+activations and few parameters: the batched pass stops at a stem's top edge, and the stem
+runs once per task from that edge's ``[k, ...]`` gradient, its rows ``[k, d_stem]`` held
+(9.5k columns for resnet18). Together: resnet18 + FPN at T = 6, 1.29× EW's peak (2.27× with
+whole-tensor blocks and the stem batched; ``docs/balancing_cost.md``).
+
 The hook sees the block as a batched tensor of the legacy vmap that ``is_grads_batched``
 runs on; :func:`_unbatched` takes the ``[k, ...]`` tensor out of it with the same private
 calls as ``torch._vmap_internals`` (its nesting level, ``torch._remove_batch_dim``). Where
@@ -45,6 +51,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from mtvision.balancing._graph import Graph, Stem, convolution_nodes, stems
 from mtvision.balancing._ranks import Tasks
 
 __all__ = ["available_bytes", "every_rank_has_every_task", "streamed_gramian", "stored_bytes"]
@@ -80,19 +87,24 @@ def available_bytes(device: torch.device) -> int:
 
 def streamed_gramian(tasks: Tasks, shared: list[Tensor], scale: float) -> Tensor | None:
     """``G Gᵀ`` (float64, ``[k, k]``, of ``scale ×`` the gradients, summed over the ranks)
-    from one task-batched backward that keeps the graph; ``None`` where it cannot run."""
+    from one task-batched backward that keeps the graph (and one pass per task through each
+    stem, :mod:`~mtvision.balancing._graph`); ``None`` where it cannot run."""
     k = len(tasks.names)
     gramian = torch.zeros(k, k, dtype=torch.float64, device=shared[0].device)
     stacked = torch.stack([c * scale * loss for loss, c in zip(tasks.local, tasks.coefficient)])  # type: ignore[operator]
-    convolutions = _convolution_nodes(stacked, shared)
+    graph = Graph.of(stacked)
+    bottoms = stems(graph, shared)
+    below = {id(p) for stem in bottoms for p in stem.parameters}
+    convolutions = convolution_nodes(graph, shared, exclude=below)
     fired: set[int] = set()
-    rest = [p for p in shared if id(p) not in convolutions]
+    rest = [p for p in shared if id(p) not in convolutions and id(p) not in below]
     handles = [p.register_hook(_block_hook(gramian, k, tasks.group)) for p in rest]
     handles += [node.register_prehook(_convolution_hook(node, gramian, k, tasks.group, fired))
                 for node in convolutions.values()]
     try:
-        torch.autograd.grad(stacked, rest, torch.eye(k, dtype=stacked.dtype, device=stacked.device),
-                            retain_graph=True, allow_unused=True, is_grads_batched=True)
+        edges = torch.autograd.grad(stacked, [*rest, *(stem.edge for stem in bottoms)],
+                                    torch.eye(k, dtype=stacked.dtype, device=stacked.device), retain_graph=True,
+                                    allow_unused=True, is_grads_batched=True)[len(rest):]
     except RuntimeError as error:  # an op without a batching rule, or a torch whose vmap moved
         warnings.warn(f"streamed Gramian failed, holding G instead ({error})", RuntimeWarning, stacklevel=3)
         return None
@@ -102,36 +114,18 @@ def streamed_gramian(tasks: Tasks, shared: list[Tensor], scale: float) -> Tensor
     if len(fired) != len(convolutions):  # a node autograd did not need to run: its weight is not in M
         warnings.warn("streamed Gramian missed a convolution weight, holding G instead", RuntimeWarning, stacklevel=3)
         return None
+    for stem, edge_grad in zip(bottoms, edges):
+        _add_block(gramian, _stem_rows(stem, edge_grad, k), tasks.group)
     return gramian
 
 
-def _convolution_nodes(root: Tensor, shared: list[Tensor]) -> dict[int, Any]:
-    """``id(weight) -> its ConvolutionBackward node`` for the shared weights the pre-hook can take:
-    used by one node only, which is an ungrouped, non-transposed convolution whose input needs
-    a gradient (so the node runs although its weight is not requested)."""
-    wanted = {id(p) for p in shared}
-    users: dict[int, list[Any]] = {}
-    seen, stack = set(), [root.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        for child, _ in node.next_functions:
-            variable = getattr(child, "variable", None)
-            if variable is not None and id(variable) in wanted:
-                users.setdefault(id(variable), []).append(node)
-            stack.append(child)
-    return {key: nodes[0] for key, nodes in users.items() if len(nodes) == 1 and _takes(nodes[0], key)}
-
-
-def _takes(node: Any, weight: int) -> bool:
-    """Whether ``node`` is a convolution the pre-hook computes the weight gradient of."""
-    if type(node).__name__ != "ConvolutionBackward0" or node.next_functions[0][0] is None:
-        return False
-    accumulate = node.next_functions[1][0]
-    return (id(getattr(accumulate, "variable", None)) == weight and node._saved_groups == 1
-            and not node._saved_transposed)
+def _stem_rows(stem: Stem, edge_grad: Tensor | None, k: int) -> Tensor:
+    """``[k, d]`` gradient rows of a stem's parameters: one ordinary pass per task from its top edge."""
+    if edge_grad is None:  # no task reaches the stem
+        return torch.zeros(k, sum(p.numel() for p in stem.parameters), device=stem.parameters[0].device)
+    rows = [torch.autograd.grad(stem.edge, stem.parameters, edge_grad[t], retain_graph=True, allow_unused=True,
+                                materialize_grads=True) for t in range(k)]
+    return torch.stack([torch.cat([g.reshape(-1) for g in row]) for row in rows])
 
 
 def _convolution_hook(node: Any, gramian: Tensor, k: int, group: dist.ProcessGroup | None,
