@@ -18,7 +18,7 @@ from torch import nn
 
 from mtvision.balancing import METHODS, _stream, create
 from mtvision.balancing import backward as backward_module
-from mtvision.balancing._graph import Graph, convolution_nodes, stems
+from mtvision.balancing._graph import Graph, convolution_nodes, cuts_at, stems
 from mtvision.balancing._ranks import Tasks
 from mtvision.balancing.backward import task_parameters
 from mtvision.balancing.base import GramianBalancer
@@ -154,10 +154,11 @@ def _exact_gramian(losses: list[torch.Tensor], shared: list[torch.Tensor]) -> to
     return rows @ rows.T
 
 
-def _streamed(losses: list[torch.Tensor], shared: list[torch.Tensor]) -> torch.Tensor:
+def _streamed(losses: list[torch.Tensor], shared: list[torch.Tensor],
+              features: list[torch.Tensor] | None = None) -> torch.Tensor:
     tasks = Tasks(["a", "b", "c"][:len(losses)], torch.arange(len(losses)), losses, torch.stack(losses).detach(),
                   [1.0] * len(losses), None)
-    return _stream.streamed_gramian(tasks, shared, 1.0)
+    return _stream.streamed_gramian(tasks, shared, 1.0, features)
 
 
 def test_stems_and_convolutions_stream_in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,3 +195,26 @@ def test_a_stem_whose_weight_is_used_again_higher_up_is_not_cut() -> None:
     losses = [y[:, i].pow(2).mean() for i in range(2)]
     assert stems(Graph.of(torch.stack(losses)), shared) == []
     torch.testing.assert_close(_streamed(losses, shared), _exact_gramian(losses, shared), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["pyramid", "chained", "shared_above"])
+def test_the_batched_pass_starts_at_the_features_only_where_they_cut_the_graph(case: str) -> None:
+    """Heads run once per task to the features when every path to a shared parameter passes
+    through them and none is computed from another; otherwise the pass starts at the losses.
+    Either way the Gramian is exact."""
+    torch.manual_seed(0)
+    trunk, fine, coarse, above = (nn.Conv2d(3, 4, 3, padding=1).double(), nn.Conv2d(4, 4, 1).double(),
+                                  nn.Conv2d(4, 4, 2, stride=2).double(), nn.Conv2d(4, 4, 1).double())
+    x = trunk(torch.randn(2, 3, 6, 6, dtype=torch.float64)).tanh()
+    levels = [fine(x), coarse(x)]
+    if case == "chained":
+        levels[1] = levels[1] + nn.functional.avg_pool2d(levels[0], 2)
+    shared = [p for m in (trunk, fine, coarse) for p in m.parameters()]
+    read = levels
+    if case == "shared_above":
+        shared += list(above.parameters())
+        read = [above(levels[0]), levels[1]]
+    losses = [(read[0].mean() * (i + 1) - read[1].pow(2).mean() * i) ** 2 for i in range(3)]
+    assert cuts_at(torch.stack(losses), levels, shared) == (case == "pyramid")
+    torch.testing.assert_close(_streamed(losses, shared, levels), _exact_gramian(losses, shared), rtol=1e-12,
+                               atol=1e-12)

@@ -13,6 +13,14 @@ task-batched backward would carry ``k`` copies of their gradients (and legacy vm
 batching rule for ``native_batch_norm_backward``: it loops and stacks, a second copy), so the
 streamed path stops the batched pass at the stem's top edge and runs the stem ``k`` times,
 one task at a time, from that edge's ``[k, ...]`` gradient.
+
+**Heads apart.** Started from the losses, the batched pass would run every head backward
+``k`` times, ``k − 1`` of them on zero rows (the one-hot ``grad_outputs``): on the resnet18
+benchmark that made the heads' upsampling and normalisation backward ~8× their plain cost.
+Where the shared features the heads read cut every path from the losses to the shared
+parameters (:func:`cuts_at`: true of hard sharing, whose heads read the neck's pyramid),
+each task's head runs once, to its gradient at the features, and the batched pass starts
+there.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Any
 from torch import Tensor
 from torch.autograd.graph import GradientEdge
 
-__all__ = ["Graph", "Stem", "convolution_nodes", "stems"]
+__all__ = ["Graph", "Stem", "convolution_nodes", "cuts_at", "stems"]
 
 
 @dataclass
@@ -90,6 +98,17 @@ def stems(graph: Graph, shared: list[Tensor]) -> list[Stem]:
     return out
 
 
+def cuts_at(root: Tensor, features: list[Tensor], shared: list[Tensor]) -> bool:
+    """Whether every path from ``root`` to a shared parameter passes through ``features``, and no
+    feature is computed from another (its gradient would then count twice)."""
+    nodes = {f.grad_fn for f in features}
+    if None in nodes:
+        return False
+    above = _below(root.grad_fn, stop=nodes)
+    return (not _variables(above) & {id(p) for p in shared}
+            and not any(other in _below(node) for node in nodes for other in nodes - {node}))
+
+
 def _climb(graph: Graph, node: Any) -> tuple[Any, int]:
     """The highest node of the single-parent chain above ``node`` below the next convolution."""
     top = node
@@ -101,12 +120,12 @@ def _climb(graph: Graph, node: Any) -> tuple[Any, int]:
     return top, graph.parents[top][0][1]
 
 
-def _below(node: Any) -> set[Any]:
-    """Every node reachable from ``node``, itself included."""
-    seen, stack = set(), [node]
+def _below(node: Any, stop: set[Any] | None = None) -> set[Any]:
+    """Every node reachable from ``node``, itself included, not going past the ``stop`` nodes."""
+    seen, stack, stop = set(), [node], stop or set()
     while stack:
         current = stack.pop()
-        if current is not None and current not in seen:
+        if current is not None and current not in seen and current not in stop:
             seen.add(current)
             stack.extend(child for child, _ in current.next_functions)
     return seen

@@ -44,19 +44,19 @@ work plus the vmap overhead, in exchange for ``k × D`` floats of memory.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from mtvision.balancing._graph import Graph, Stem, convolution_nodes, stems
+from mtvision.balancing._graph import Graph, Stem, convolution_nodes, cuts_at, stems
 from mtvision.balancing._ranks import Tasks
 
 __all__ = ["available_bytes", "every_rank_has_every_task", "streamed_gramian", "stored_bytes"]
 
-CHUNK_BYTES = 2 << 20  # k rows of a convolution weight's gradient computed at once, at most
+CHUNK_BYTES = 8 << 20  # k rows of a convolution weight's gradient computed at once, at most
 
 
 def every_rank_has_every_task(tasks: Tasks) -> bool:
@@ -85,13 +85,15 @@ def available_bytes(device: torch.device) -> int:
         return 0
 
 
-def streamed_gramian(tasks: Tasks, shared: list[Tensor], scale: float) -> Tensor | None:
+def streamed_gramian(tasks: Tasks, shared: list[Tensor], scale: float,
+                     features: Sequence[Tensor] | None = None) -> Tensor | None:
     """``G Gᵀ`` (float64, ``[k, k]``, of ``scale ×`` the gradients, summed over the ranks)
     from one task-batched backward that keeps the graph (and one pass per task through each
-    stem, :mod:`~mtvision.balancing._graph`); ``None`` where it cannot run."""
+    head and each stem, :mod:`~mtvision.balancing._graph`); ``None`` where it cannot run."""
     k = len(tasks.names)
     gramian = torch.zeros(k, k, dtype=torch.float64, device=shared[0].device)
     stacked = torch.stack([c * scale * loss for loss, c in zip(tasks.local, tasks.coefficient)])  # type: ignore[operator]
+    outputs, grad_outputs = _start(stacked, list(features or []), shared)
     graph = Graph.of(stacked)
     bottoms = stems(graph, shared)
     below = {id(p) for stem in bottoms for p in stem.parameters}
@@ -102,9 +104,8 @@ def streamed_gramian(tasks: Tasks, shared: list[Tensor], scale: float) -> Tensor
     handles += [node.register_prehook(_convolution_hook(node, gramian, k, tasks.group, fired))
                 for node in convolutions.values()]
     try:
-        edges = torch.autograd.grad(stacked, [*rest, *(stem.edge for stem in bottoms)],
-                                    torch.eye(k, dtype=stacked.dtype, device=stacked.device), retain_graph=True,
-                                    allow_unused=True, is_grads_batched=True)[len(rest):]
+        edges = torch.autograd.grad(outputs, [*rest, *(stem.edge for stem in bottoms)], grad_outputs,
+                                    retain_graph=True, allow_unused=True, is_grads_batched=True)[len(rest):]
     except RuntimeError as error:  # an op without a batching rule, or a torch whose vmap moved
         warnings.warn(f"streamed Gramian failed, holding G instead ({error})", RuntimeWarning, stacklevel=3)
         return None
@@ -117,6 +118,17 @@ def streamed_gramian(tasks: Tasks, shared: list[Tensor], scale: float) -> Tensor
     for stem, edge_grad in zip(bottoms, edges):
         _add_block(gramian, _stem_rows(stem, edge_grad, k), tasks.group)
     return gramian
+
+
+def _start(stacked: Tensor, features: list[Tensor], shared: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """Where the batched pass starts, and its ``[k, ...]`` gradients there: the features, after
+    one pass per task through its head, where they cut the graph; else the losses themselves."""
+    k = len(stacked)
+    if not features or not cuts_at(stacked, features, shared):
+        return [stacked], [torch.eye(k, dtype=stacked.dtype, device=stacked.device)]
+    per_task = [torch.autograd.grad(stacked[t], features, retain_graph=True, materialize_grads=True)
+                for t in range(k)]
+    return features, [torch.stack([row[level] for row in per_task]) for level in range(len(features))]
 
 
 def _stem_rows(stem: Stem, edge_grad: Tensor | None, k: int) -> Tensor:

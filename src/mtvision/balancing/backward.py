@@ -157,7 +157,7 @@ def balanced_backward(method: Balancer, losses: Mapping[str, Tensor], params: Ta
     if mode == "representation" and features is None:
         raise ValueError("representation mode needs features=model.features(images), the tensors the heads read")
     if mode != "representation" and _streams(method, mode, tasks, params.shared):
-        result = _streamed_backward(method, tasks, params, scale, diagnostics)
+        result = _streamed_backward(method, tasks, params, scale, diagnostics, features)
         if result is not None:
             return result
     inputs = list(params.shared if mode != "representation" else features)  # type: ignore[arg-type]
@@ -181,9 +181,9 @@ def _streams(method: GradientBalancer, mode: Mode, tasks: Tasks, shared: list[Te
 
 
 def _streamed_backward(method: GramianBalancer, tasks: Tasks, params: TaskParameters, scale: float,
-                       diagnostics: bool) -> BackwardResult | None:
+                       diagnostics: bool, features: Sequence[Tensor] | None) -> BackwardResult | None:
     """``G Gᵀ`` streamed, the method's weights, one backward of ``Σ w_t L_t``; None: take the stored path."""
-    gramian = streamed_gramian(tasks, params.shared, scale)
+    gramian = streamed_gramian(tasks, params.shared, scale, features)
     if gramian is None:
         return None
     gramian /= scale**2
