@@ -108,6 +108,9 @@ def test_validation_draws_cycle_and_leave_the_training_rng_alone() -> None:
     state = torch.get_rng_state()
     firsts = [float(draws().images[0, 0]) for _ in range(4)]
     assert firsts == [0.0, 2.0, 4.0, 0.0] and torch.equal(torch.get_rng_state(), state)
+    resumed = CyclingBatches(loader, torch.device("cpu"))
+    resumed.resume_at(draws.drawn)  # 4 draws of 3 batches a pass: the next is the pass's second batch
+    assert [float(resumed().images[0, 0]) for _ in range(3)] == [2.0, 4.0, 0.0] and resumed.drawn == 7
     iter(loader)  # what the draws were guarded against: a new pass draws its base seed
     assert not torch.equal(torch.get_rng_state(), state)
     with pytest.raises(ValueError, match="validation split is empty"):

@@ -1,5 +1,6 @@
-"""A run interrupted after epoch 2 and resumed ends with the weights of an uninterrupted run,
-also with a stateful balancing method (DWA's epoch means, FAMO's logits, reused UPGrad weights)."""
+"""A run interrupted and resumed ends with the weights of an uninterrupted run, also with a
+stateful balancing method (DWA's epoch means, FAMO's logits, reused UPGrad weights, Auto-Lambda's
+weights and its place in the validation loader)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from mtvision.engine.loggers import read_results
 from mtvision.engine.trainer import BalancingSettings, Trainer, TrainSettings
 
 SETTINGS = TrainSettings(epochs=3, batch_size=4, lr=3e-3, warmup_epochs=1, predict_images=0, seed=7)
-# 3 steps per epoch: with every=4 the resumed run's first step reuses the checkpoint's weights.
-METHODS = [("ew", 1), ("dwa", 1), ("famo", 1), ("upgrad", 4)]
+# (method, balancing.every, interrupted epoch). 3 steps per epoch: with every=4 the resumed run's
+# first step reuses the checkpoint's weights; Auto-Lambda's 3 validation draws of epoch 1 end in
+# the middle of a pass over the 2 validation batches, so the resumed run must start at the second.
+METHODS = [("ew", 1, 3), ("dwa", 1, 3), ("famo", 1, 3), ("upgrad", 4, 3), ("auto_lambda", 1, 2)]
 
 
-def _trainer(records, make_model, make_dataset, run_dir: Path, model_seed: int, method: tuple[str, int]) -> Trainer:
+def _trainer(records, make_model, make_dataset, run_dir: Path, model_seed: int,
+             method: tuple[str, int, int]) -> Trainer:
     train_record, val_record = records
     model = make_model(train_record, seed=model_seed)
     settings = TrainSettings(**{**vars(SETTINGS), "balancing": BalancingSettings(every=method[1])})
@@ -36,16 +40,16 @@ def _interrupt_at(trainer: Trainer, epoch: int) -> None:
     trainer._train_epoch = train_epoch  # type: ignore[method-assign]
 
 
-@pytest.mark.parametrize("method", METHODS, ids=[name for name, _ in METHODS])
+@pytest.mark.parametrize("method", METHODS, ids=[name for name, *_ in METHODS])
 def test_resume_matches_uninterrupted_run(records, make_model, make_dataset, tmp_path: Path,
-                                          method: tuple[str, int]) -> None:
+                                          method: tuple[str, int, int]) -> None:
     torch.manual_seed(0)
     straight = _trainer(records, make_model, make_dataset, tmp_path / "straight", 0, method)
     straight.fit()
 
     torch.manual_seed(0)
     first = _trainer(records, make_model, make_dataset, tmp_path / "resumed", 0, method)
-    _interrupt_at(first, 3)
+    _interrupt_at(first, method[2])
     with pytest.raises(KeyboardInterrupt):
         first.fit()
 

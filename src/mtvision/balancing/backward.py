@@ -15,10 +15,12 @@ a loss method's own), ready for ``optimizer.step()`` / ``scaler.step(optimizer)`
 
 Parameter mode has two paths for a Gramian method (a :class:`GramianBalancer`):
 ``"parameters_stored"`` holds ``G`` (below); ``"parameters_streamed"`` never holds it —
-``G Gᵀ`` is summed one parameter tensor at a time from one task-batched backward that keeps
-the graph (:mod:`~mtvision.balancing._stream`), then one ordinary backward of
-``Σ_t w_t L_t`` writes every ``.grad`` (the heads get ``w_t ∇L_t`` from it). Streaming costs
-that extra backward; holding costs ``k × D`` floats. ``"parameters"`` picks by a memory
+``G Gᵀ`` is summed block by block (a parameter tensor, or a few output channels of a
+convolution weight) from one task-batched backward that keeps the graph, the heads and the
+image-side stems run once per task (:mod:`~mtvision.balancing._stream`,
+:mod:`~mtvision.balancing._graph`); then one ordinary backward of ``Σ_t w_t L_t`` writes every
+``.grad`` (the heads get ``w_t ∇L_t`` from it). Streaming costs that extra backward, ``1/T``
+of the floor's work; holding costs ``k × D`` floats. ``"parameters"`` picks by a memory
 estimate: stored while ``G`` takes under a quarter of the free memory where it would live,
 streamed beyond. Methods that need ``G`` itself (GradDrop, DB-MTL, MoCo, ExcessMTL,
 TrimmedMean, Auto-Lambda) always take the stored path (a forced ``"parameters_streamed"`` warns), and so

@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -107,25 +108,34 @@ class CyclingBatches:
 
     Each draw runs under :func:`forked_rng` (starting a pass over a ``DataLoader`` draws its
     base seed from torch's global generator), so the training shuffle and augmentations are
-    those of the same run without Auto-Lambda. The position is not checkpointed: a resumed
-    run starts again at the loader's first batch.
+    those of the same run without Auto-Lambda. ``drawn`` counts the draws; it goes into the
+    checkpoint, and a resumed run skips to the same place in the loader's pass.
     """
 
     def __init__(self, loader: Iterable[Batch], device: torch.device) -> None:
         self.loader, self.device = loader, device
         self._batches: Iterator[Batch] | None = None
+        self.drawn = 0
+        self._skip = 0  # batches of the current pass a resume has already used
 
     def __call__(self) -> Batch:
         with forked_rng(self.device):
             for _ in range(2):  # at most one restart: an empty pass after a restart means an empty loader
                 if self._batches is None:
-                    self._batches = iter(self.loader)
+                    self._batches = itertools.islice(iter(self.loader), self._skip, None)
+                    self._skip = 0
                 batch = next(self._batches, None)
                 if batch is not None:
+                    self.drawn += 1
                     return batch.to(self.device, non_blocking=True)
                 self._batches = None
         raise ValueError("Auto-Lambda draws validation batches, and the validation split is empty on this rank: "
                          "give data.synthetic.num_val (or the val split) at least one image per process")
+
+    def resume_at(self, drawn: int) -> None:
+        """Continue after ``drawn`` draws of an earlier run (the loader's passes are in a fixed order)."""
+        self.drawn, self._batches = drawn, None
+        self._skip = drawn % max(len(self.loader), 1)  # type: ignore[arg-type]
 
 
 class ValidationLookahead:

@@ -189,6 +189,8 @@ class Trainer:
         self.state = _State(epoch=state["epoch"], best_score=state["best_score"], bad_evals=state["bad_evals"],
                             elapsed=state["elapsed"], nonfinite=state.get("nonfinite", 0), step=state.get("step", 0),
                             sums=dict(state.get("epoch_sums", {})), counted=state.get("epoch_counted", 0))
+        if self.parts.lookahead is not None:  # Auto-Lambda's validation draws continue where they were
+            self.parts.lookahead.batches.resume_at(state.get("lookahead_draws", 0))
         if self.state.step:  # mid-epoch: the loader draws a seed from the RNG when it starts, restore after it
             self._pending_rng = state["rng"]
         else:
@@ -351,6 +353,7 @@ class Trainer:
             "balancing": self.method.state_dict(), "balancing_last_weights": self.method.last_weights,
             "step": self.state.step, "epoch_sums": dict(self.state.sums), "epoch_counted": self.state.counted,
             "nonfinite": self.state.nonfinite, "mtvision": ckpt.stamp(),
+            "lookahead_draws": optim.lookahead.batches.drawn if optim.lookahead is not None else 0,
             **self.metadata,
         })
 
