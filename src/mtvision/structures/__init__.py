@@ -15,6 +15,7 @@ which only read and write annotation files, start without importing torch and to
 
 Example:
     >>> import torch
+    >>> from mtvision.structures import mask_to_rle  # loads structures.masks now
     >>> mask_to_rle(torch.ones(2, 3).numpy())
     {'size': [2, 3], 'counts': '06'}
 """
