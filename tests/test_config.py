@@ -47,11 +47,12 @@ def test_resolved_config_round_trips(tmp_path: Path) -> None:
     assert load_config(path) == cfg
 
 
-def test_demo_yaml_is_the_default_but_the_best_metric_and_eval_every_and_examples_load() -> None:
+def test_demo_yaml_is_the_default_but_the_best_metric_its_budget_and_examples_load() -> None:
     demo = load_config(CONFIGS / "demo.yaml")
     assert demo.train.best_metric == "val/semseg/miou" and Config().train.best_metric is None
     assert demo.train.eval_every == 2 and Config().train.eval_every == 1  # the demo's time budget
-    demo.train.best_metric, demo.train.eval_every = None, 1
+    assert demo.train.epochs == 7 and Config().train.epochs == 8  # likewise
+    demo.train.best_metric, demo.train.eval_every, demo.train.epochs = None, 1, 8
     assert demo == Config()
     for path in CONFIGS.glob("*.yaml"):
         load_config(path)
