@@ -92,7 +92,8 @@ def stems(graph: Graph, shared: list[Tensor]) -> list[Stem]:
             top, index = _climb(graph, node)
             below = _below(top)
             closed = all(parent in below for child in below - {top} for parent, _ in graph.parents.get(child, []))
-            parameters = [p for p in shared if id(p) in _variables(below)]
+            leaves = _variables(below)
+            parameters = [p for p in shared if id(p) in leaves]
             if closed and parameters:
                 out.append(Stem(GradientEdge(top, index), parameters))
     return out
@@ -104,9 +105,9 @@ def cuts_at(root: Tensor, features: list[Tensor], shared: list[Tensor]) -> bool:
     nodes = {f.grad_fn for f in features}
     if None in nodes:
         return False
-    above = _below(root.grad_fn, stop=nodes)
-    return (not _variables(above) & {id(p) for p in shared}
-            and not any(other in _below(node) for node in nodes for other in nodes - {node}))
+    if _variables(_below(root.grad_fn, stop=nodes)) & {id(p) for p in shared}:
+        return False
+    return not any(len(_below(node) & nodes) > 1 for node in nodes)  # a node below itself and another feature
 
 
 def _climb(graph: Graph, node: Any) -> tuple[Any, int]:

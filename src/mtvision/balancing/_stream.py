@@ -27,8 +27,10 @@ hook. Under autocast the weight reaches the node through a cast and keeps the te
 **Stems apart.** The image-side stems (:mod:`~mtvision.balancing._graph`) hold the largest
 activations and few parameters: the batched pass stops at a stem's top edge, and the stem
 runs once per task from that edge's ``[k, ...]`` gradient, its rows ``[k, d_stem]`` held
-(9.5k columns for resnet18). Together: resnet18 + FPN at T = 6, 1.29× EW's peak (2.27× with
-whole-tensor blocks and the stem batched; ``docs/balancing_cost.md``).
+(9.5k columns for resnet18). Where the features the heads read cut the graph, the heads too
+run once per task and the batched pass starts at the features (:func:`_start`). Together:
+resnet18 + FPN at T = 6, 1.10× EW's peak (2.27× with whole-tensor blocks and the stem and heads
+batched; ``docs/balancing_cost.md``).
 
 The hook sees the block as a batched tensor of the legacy vmap that ``is_grads_batched``
 runs on; :func:`_unbatched` takes the ``[k, ...]`` tensor out of it with the same private
@@ -36,9 +38,10 @@ calls as ``torch._vmap_internals`` (its nesting level, ``torch._remove_batch_dim
 that or a batching rule fails, :func:`streamed_gramian` returns ``None`` and the caller
 takes the stored path.
 
-Cost: the vmapped pass costs about k plain backward passes (on CPU ~1.1–1.2× the loop, see
-``_rows``), and the combined backward one more: ``(k + 1) / k`` of the floor's backward
-work plus the vmap overhead, in exchange for ``k × D`` floats of memory.
+Cost: the vmapped pass costs about k plain backward passes, and the combined backward one
+more: ``(k + 1) / k`` of the floor's backward work plus the vmap overhead and the per-task
+weight chunks (resnet18, T = 6: 1.39–1.42× the floor on CPU), in exchange for ``k × D`` floats
+of memory.
 """
 
 from __future__ import annotations
