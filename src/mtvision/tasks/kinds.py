@@ -55,11 +55,11 @@ def target_kind(name: str, *, dense: bool, decode: Decoder) -> TargetKindSpec:
     """Declare the kind ``name`` and how it is stored (:data:`~mtvision.structures.MAP_FILE_KINDS`);
     declaring one name twice is an error (two decoders for one kind), and so is a built-in
     kind declared with another storage (the readers would store it one way, decode it another)."""
-    spec = _add_kind(name)(TargetKindSpec(name, dense, decode))
-    if MAP_FILE_KINDS.setdefault(name, dense) != dense:
-        del TARGET_KINDS[name]
+    if MAP_FILE_KINDS.get(name, dense) != dense:
         raise ValueError(f"target kind {name!r} is stored {'as map files' if MAP_FILE_KINDS[name] else 'inline'}; "
                          f"declared with dense={dense}")
+    spec = _add_kind(name)(TargetKindSpec(name, dense, decode))
+    MAP_FILE_KINDS[name] = dense
     return spec
 
 
